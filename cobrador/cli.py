@@ -1,0 +1,200 @@
+"""`python -m cobrador ...`: the command line of everything that is not Rasa.
+
+Each subcommand is a thin shell around a function of the package; the
+function does the work and is what the tests call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from cobrador.ledger.migrate import upgrade
+
+    upgrade()
+    print("database is at the latest schema", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_creditors_load(args: argparse.Namespace) -> int:
+    from cobrador.ledger.creditors import CreditorConfigError, load_creditors
+    from cobrador.ledger.db import session_scope
+
+    try:
+        with session_scope() as session:
+            codes = load_creditors(session, Path(args.file))
+    except CreditorConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"loaded creditors: {', '.join(codes) or '(none)'}")
+    return EXIT_OK
+
+
+def _progress_factory(enabled: bool) -> Optional[Callable]:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return lambda rows: tqdm(rows, unit=" rows", file=sys.stderr, mininterval=0.5)
+
+
+def _cmd_import_portfolio(args: argparse.Namespace) -> int:
+    from cobrador.ledger.db import session_scope
+    from cobrador.ledger.importer import ImportFileError, import_portfolio
+
+    show_progress = args.progress or (args.progress is None and sys.stderr.isatty())
+    try:
+        with session_scope() as session:
+            report = import_portfolio(session, Path(args.file), progress_factory=_progress_factory(show_progress))
+    except (ImportFileError, FileNotFoundError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for error in report.errors:
+        print(f"line {error.line}: {error.reason}", file=sys.stderr)
+    print(
+        f"{report.rows} rows: {report.imported} imported, {len(report.errors)} rejected; "
+        f"accounts {report.accounts_created} created, {report.accounts_updated} updated, "
+        f"{report.accounts_unchanged} unchanged; debtors {report.debtors_created} created, "
+        f"{report.debtors_updated} updated"
+    )
+    return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def _cmd_debtor_show(args: argparse.Namespace) -> int:
+    from cobrador.ledger.db import session_scope
+    from cobrador.ledger.inspect import debtor_snapshot, render_text
+    from cobrador.ledger.phones import InvalidPhone, to_e164
+
+    try:
+        phone = to_e164(args.phone)
+    except InvalidPhone as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with session_scope() as session:
+        snapshot = debtor_snapshot(session, phone, dt.date.today())
+    if snapshot is None:
+        print(f"error: no debtor with phone {phone}", file=sys.stderr)
+        return EXIT_PARTIAL
+    if args.json:
+        print(json.dumps(snapshot, ensure_ascii=False, indent=2))
+    else:
+        print(render_text(snapshot))
+    return EXIT_OK
+
+
+def _cmd_demo_load(args: argparse.Namespace) -> int:
+    from cobrador.ledger.db import session_scope
+    from cobrador.ledger.demo import is_empty, load_demo
+
+    with session_scope() as session:
+        if args.if_empty and not is_empty(session):
+            print("ledger already has debtors: demo not loaded", file=sys.stderr)
+            return EXIT_OK
+        report = load_demo(session, dt.date.fromisoformat(args.today) if args.today else dt.date.today())
+    print(f"demo portfolio loaded: {report.debtors_created} debtors, {report.accounts_created} accounts")
+    return EXIT_OK
+
+
+def _cmd_dates(args: argparse.Namespace) -> int:
+    from cobrador.nlu.evaluate import read_jsonl, run_dates
+
+    try:
+        run_dates(read_jsonl(sys.stdin), sys.stdout)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _cmd_nlu_eval(args: argparse.Namespace) -> int:
+    from cobrador.nlu.evaluate import IntentModel, read_jsonl, run_nlu_eval, today_in
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        print(f"error: no model at {model_path}; run `make train`", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        today = today_in(args.tz, args.today)
+        run_nlu_eval(read_jsonl(sys.stdin), sys.stdout, IntentModel(model_path), today)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _cmd_nlu_report(args: argparse.Namespace) -> int:
+    from cobrador.nlu.evaluate import read_jsonl, report
+
+    gold = [line for path in args.gold for line in read_jsonl(open(path, encoding="utf-8"))]
+    with open(args.predictions, encoding="utf-8") as handle:
+        predicted = list(read_jsonl(handle))
+    print(report(gold, predicted, Path(args.out)))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python -m cobrador`."""
+    parser = argparse.ArgumentParser(prog="python -m cobrador", description="Cobrador: WhatsApp collections assistant")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="bring the database to the latest schema")
+    migrate.set_defaults(func=_cmd_migrate)
+
+    creditors = commands.add_parser("creditors", help="creditor (portfolio) configuration")
+    creditors_commands = creditors.add_subparsers(dest="creditors_command", required=True, metavar="ACTION")
+    creditors_load = creditors_commands.add_parser("load", help="validate and upsert creditors from a YAML file")
+    creditors_load.add_argument("file")
+    creditors_load.set_defaults(func=_cmd_creditors_load)
+
+    importer = commands.add_parser("import-portfolio", help="import a portfolio CSV (see README)")
+    importer.add_argument("file")
+    importer.add_argument("--progress", dest="progress", action="store_true", default=None, help="force a progress bar")
+    importer.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    importer.set_defaults(func=_cmd_import_portfolio)
+
+    debtor = commands.add_parser("debtor", help="inspect debtors")
+    debtor_commands = debtor.add_subparsers(dest="debtor_command", required=True, metavar="ACTION")
+    show = debtor_commands.add_parser("show", help="everything the ledger knows about a phone number")
+    show.add_argument("phone")
+    show.add_argument("--json", action="store_true", help="the documented JSON form (schema cobrador.debtor/1)")
+    show.set_defaults(func=_cmd_debtor_show)
+
+    demo = commands.add_parser("demo", help="the demo portfolio")
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    demo_load = demo_commands.add_parser("load", help="load the demo creditors, debtors and states")
+    demo_load.add_argument("--if-empty", action="store_true", help="only when the ledger has no debtor")
+    demo_load.add_argument("--today", help="date the demo is written around, YYYY-MM-DD (default: today)")
+    demo_load.set_defaults(func=_cmd_demo_load)
+
+    dates = commands.add_parser("dates", help="JSONL {id,text,lang,ref} on stdin -> {id,value} ISO dates on stdout")
+    dates.set_defaults(func=_cmd_dates)
+
+    nlu_eval = commands.add_parser(
+        "nlu-eval", help="JSONL {id,text,lang} on stdin -> {id,intent,confidence,entities} on stdout"
+    )
+    nlu_eval.add_argument("--today", help="the debtor's local date, YYYY-MM-DD (default: today in --tz)")
+    nlu_eval.add_argument("--tz", default="America/Mexico_City", help="IANA time zone of the debtor")
+    nlu_eval.add_argument("--model", default="models/cobrador.tar.gz", help="trained Rasa model")
+    nlu_eval.set_defaults(func=_cmd_nlu_eval)
+
+    nlu_report = commands.add_parser("nlu-report", help="score nlu-eval predictions against held-out gold")
+    nlu_report.add_argument("--gold", nargs="+", required=True, help="gold JSONL files")
+    nlu_report.add_argument("--predictions", required=True)
+    nlu_report.add_argument("--out", default="results/nlu", help="folder for the confusion-matrix PNGs")
+    nlu_report.set_defaults(func=_cmd_nlu_report)
+
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,178 @@
+"""The message log: every WhatsApp message in and out, with its status.
+
+Inbound messages are stored before they are processed, keyed by the
+provider's MessageSid (unique), so a replayed webhook is recognised and a
+crash mid-turn leaves the message `received`/`processing`, to be processed
+again after a restart. Outbound messages are stored before they are sent; in
+local mode they stay `queued` in this table, which is the outbox the
+simulator reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cobrador.ledger.models import Debtor, Message, utcnow
+
+INBOUND_PENDING = ("received", "processing")
+# Twilio's statuses in the order they happen; a late callback never moves a
+# message backwards (a "sent" arriving after "delivered" is ignored).
+_ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    """A row of the message log, as plain values."""
+
+    id: int
+    phone: str
+    direction: str
+    provider_sid: Optional[str]
+    body: str
+    media: list[dict[str, Any]]
+    status: str
+    sender: str
+    error_code: Optional[str]
+    created_at: dt.datetime
+
+
+def _view(row: Message) -> LoggedMessage:
+    return LoggedMessage(
+        row.id, row.phone, row.direction, row.provider_sid, row.body, list(row.media or []), row.status, row.sender,
+        row.error_code, row.created_at,
+    )  # fmt: skip
+
+
+def _debtor_id(session: Session, phone: str) -> Optional[int]:
+    return session.execute(select(Debtor.id).where(Debtor.phone == phone)).scalar_one_or_none()
+
+
+def record_inbound(
+    session: Session, provider_sid: str, phone: str, body: str, media: Sequence[dict[str, Any]] = ()
+) -> bool:
+    """Stores an inbound message once.
+
+    Returns:
+        True if it is new; False if that MessageSid was already stored (a
+        replay), in which case nothing changes.
+    """
+    if session.execute(select(Message.id).where(Message.provider_sid == provider_sid)).first():
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                Message(
+                    debtor_id=_debtor_id(session, phone),
+                    phone=phone,
+                    direction="inbound",
+                    provider_sid=provider_sid,
+                    body=body,
+                    media=list(media),
+                    status="received",
+                    sender="debtor",
+                )
+            )
+    except IntegrityError:  # a concurrent replay won the race
+        return False
+    return True
+
+
+def set_inbound_status(session: Session, provider_sid: str, status: str) -> None:
+    session.execute(
+        update(Message)
+        .where(Message.provider_sid == provider_sid, Message.direction == "inbound")
+        .values(status=status, updated_at=utcnow())
+    )
+
+
+def pending_inbound(session: Session) -> list[LoggedMessage]:
+    """Inbound messages stored but not processed (a crash or a restart), oldest first."""
+    rows = session.execute(
+        select(Message)
+        .where(Message.direction == "inbound", Message.status.in_(INBOUND_PENDING))
+        .order_by(Message.created_at, Message.id)
+    ).scalars()
+    return [_view(r) for r in rows]
+
+
+def record_outbound(
+    session: Session,
+    phone: str,
+    body: str,
+    *,
+    sender: str = "bot",
+    media: Sequence[dict[str, Any]] = (),
+    status: str = "queued",
+    template_sid: Optional[str] = None,
+) -> int:
+    """Stores an outbound message before it is sent; returns its id."""
+    row = Message(
+        debtor_id=_debtor_id(session, phone),
+        phone=phone,
+        direction="outbound",
+        body=body,
+        media=list(media),
+        status=status,
+        sender=sender,
+        template_sid=template_sid,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def mark_outbound(
+    session: Session,
+    message_id: int,
+    status: str,
+    *,
+    provider_sid: Optional[str] = None,
+    error_code: Optional[str] = None,
+    template_sid: Optional[str] = None,
+) -> None:
+    """Records what happened to an outbound message (sent with an SID, or failed)."""
+    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+    if provider_sid:
+        values["provider_sid"] = provider_sid
+    if error_code:
+        values["error_code"] = error_code
+    if template_sid:
+        values["template_sid"] = template_sid
+    session.execute(update(Message).where(Message.id == message_id).values(**values))
+
+
+def apply_status_callback(session: Session, provider_sid: str, status: str, error_code: Optional[str] = None) -> bool:
+    """A delivery status from Twilio; returns whether a message was updated."""
+    row = session.execute(select(Message).where(Message.provider_sid == provider_sid)).scalar_one_or_none()
+    if row is None or status not in _ORDER:
+        return False
+    if _ORDER.get(row.status, -1) > _ORDER[status] and status not in ("failed", "undelivered"):
+        return False
+    row.status = status
+    if error_code:
+        row.error_code = error_code
+    return True
+
+
+def conversation(session: Session, phone: str, after_id: int = 0, limit: int = 200) -> list[LoggedMessage]:
+    """The messages of one phone, oldest first, after message id `after_id`."""
+    rows = session.execute(
+        select(Message).where(Message.phone == phone, Message.id > after_id).order_by(Message.id).limit(limit)
+    ).scalars()
+    return [_view(r) for r in rows]
+
+
+def last_inbound_at(session: Session, phone: str) -> Optional[dt.datetime]:
+    """When the debtor last wrote: the start of WhatsApp's 24-hour window."""
+    return session.execute(
+        select(Message.created_at)
+        .where(Message.phone == phone, Message.direction == "inbound")
+        .order_by(Message.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()

@@ -1,0 +1,157 @@
+"""An intent classifier for short, misspelt WhatsApp messages.
+
+TF-IDF over word uni- and bigrams and character 2–5-grams of the folded text
+(lower case, no accents: "mañana", "manana" and "MAÑANA" are one word), fed
+to a multinomial logistic regression. On our data it beats DIET on the
+validation split carved from the training data and trains in seconds, fully
+offline and deterministic (see the README's NLU section for the figures).
+
+The trained state is stored as plain arrays (JSON + NPZ, no pickle), so a
+model archive cannot execute code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Optional
+
+import numpy as np
+import scipy.sparse as sp
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from cobrador.language.text import fold
+
+logger = logging.getLogger(__name__)
+
+_TOKENS = r"(?u)\b\w+\b"
+
+
+def _vectorizers(word_vocabulary: Optional[dict] = None, char_vocabulary: Optional[dict] = None):  # noqa: ANN202
+    common = {"preprocessor": fold, "sublinear_tf": True, "dtype": np.float64}
+    words = TfidfVectorizer(token_pattern=_TOKENS, ngram_range=(1, 2), vocabulary=word_vocabulary, **common)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), vocabulary=char_vocabulary, **common)
+    return words, chars
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class TextIntentClassifier(IntentClassifier, GraphComponent):
+    """TF-IDF (words + characters) and logistic regression over the raw text."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"C": 30.0, "max_iter": 3000, "ranking_length": 10}
+
+    def __init__(self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource) -> None:
+        self.config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self._words: Optional[TfidfVectorizer] = None
+        self._chars: Optional[TfidfVectorizer] = None
+        self._model: Optional[LogisticRegression] = None
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> TextIntentClassifier:
+        return cls(config, model_storage, resource)
+
+    def _features(self, texts: list[str]) -> sp.csr_matrix:
+        assert self._words is not None and self._chars is not None
+        return sp.hstack([self._words.transform(texts), self._chars.transform(texts)]).tocsr()
+
+    def train(self, training_data: TrainingData) -> Resource:
+        examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
+        if not examples:
+            logger.debug("No intent examples: the classifier stays untrained.")
+            return self._resource
+        texts = [e.get(TEXT) for e in examples]
+        labels = [e.get(INTENT) for e in examples]
+        self._words, self._chars = _vectorizers()
+        self._words.fit(texts)
+        self._chars.fit(texts)
+        self._model = LogisticRegression(
+            C=self.config["C"], max_iter=self.config["max_iter"], class_weight="balanced", random_state=42
+        )
+        self._model.fit(self._features(texts), labels)
+        self.persist()
+        return self._resource
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        if self._model is None:
+            return messages
+        texts = [m.get(TEXT) or "" for m in messages]
+        probabilities = self._model.predict_proba(self._features(texts))
+        classes = [str(c) for c in self._model.classes_]
+        for message, row in zip(messages, probabilities, strict=True):
+            ranking = sorted(
+                ({"name": name, "confidence": float(p)} for name, p in zip(classes, row, strict=True)),
+                key=lambda r: -r["confidence"],
+            )
+            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set("intent_ranking", ranking[: self.config["ranking_length"]], add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self.process(training_data.training_examples)
+        return training_data
+
+    def persist(self) -> None:
+        assert self._words is not None and self._chars is not None and self._model is not None
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / "vocabulary.json").write_text(
+                json.dumps(
+                    {
+                        "words": {k: int(v) for k, v in self._words.vocabulary_.items()},
+                        "chars": {k: int(v) for k, v in self._chars.vocabulary_.items()},
+                        "classes": [str(c) for c in self._model.classes_],
+                    },
+                    ensure_ascii=False,
+                ),
+                encoding="utf-8",
+            )
+            np.savez(
+                directory / "weights.npz",
+                word_idf=self._words.idf_,
+                char_idf=self._chars.idf_,
+                coef=self._model.coef_,
+                intercept=self._model.intercept_,
+            )
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> TextIntentClassifier:
+        component = cls(config, model_storage, resource)
+        try:
+            with model_storage.read_from(resource) as directory:
+                vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
+                weights = np.load(directory / "weights.npz", allow_pickle=False)
+                words, chars = _vectorizers(vocabulary["words"], vocabulary["chars"])
+                words.idf_, chars.idf_ = weights["word_idf"], weights["char_idf"]
+                model = LogisticRegression()
+                model.classes_ = np.array(vocabulary["classes"])
+                model.coef_, model.intercept_ = weights["coef"], weights["intercept"]
+        except (ValueError, FileNotFoundError, KeyError):
+            logger.warning("The intent classifier was not trained; every message will be unclassified.")
+            return component
+        component._words, component._chars, component._model = words, chars, model
+        return component

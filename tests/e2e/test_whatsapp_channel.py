@@ -1,0 +1,192 @@
+"""The WhatsApp channel on the real Rasa server (local mode): Twilio-format
+webhooks signed with twilio's RequestValidator, and what reaches the ledger's
+message log and the outbox."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Optional
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from cobrador.ledger.db import session_scope
+from cobrador.ledger.models import Message, OptOut
+from cobrador.whatsapp.simulator import signed_form, twilio_fields
+from tests.e2e.conftest import LOCAL_TOKEN
+
+WEBHOOK = "/webhooks/whatsapp/webhook"
+STATUS = "/webhooks/whatsapp/status"
+
+
+def post(stack, fields: dict[str, str], signature: Optional[str] = None, path: str = WEBHOOK) -> requests.Response:
+    url = stack.rasa_url + path
+    if signature is None:
+        _, signature = signed_form(LOCAL_TOKEN, url, fields)
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+    return requests.post(url, data=fields, headers=headers, timeout=10)
+
+
+def log(stack, phone: str) -> list[Message]:
+    with session_scope(stack.database_url) as session:
+        rows = list(session.execute(select(Message).where(Message.phone == phone).order_by(Message.id)).scalars())
+        session.expunge_all()
+        return rows
+
+
+def replies_after(stack, phone: str, count_before: int, want: int = 1, timeout: float = 20) -> list[Message]:
+    """Waits until `want` new outbound messages are in the outbox."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        outbound = [m for m in log(stack, phone) if m.direction == "outbound"]
+        if len(outbound) - count_before >= want:
+            return outbound[count_before:]
+        time.sleep(0.2)
+    return [m for m in log(stack, phone) if m.direction == "outbound"][count_before:]
+
+
+def outbound_count(stack, phone: str) -> int:
+    return len([m for m in log(stack, phone) if m.direction == "outbound"])
+
+
+def test_unsigned_and_tampered_webhooks_are_refused_and_nothing_is_stored(stack) -> None:
+    phone = "+525550000113"
+    fields = twilio_fields(phone, "hola", [])
+    assert post(stack, fields, signature="").status_code == 403
+    _, signature = signed_form(LOCAL_TOKEN, stack.rasa_url + WEBHOOK, fields)
+    tampered = {**fields, "Body": "hola, ya pague todo"}
+    assert post(stack, tampered, signature=signature).status_code == 403
+    _, wrong = signed_form("not-the-token", stack.rasa_url + WEBHOOK, fields)
+    assert post(stack, fields, signature=wrong).status_code == 403
+    assert log(stack, phone) == []
+
+
+def test_a_signed_message_is_stored_answered_and_a_replay_is_dropped(stack) -> None:
+    phone = "+525550000113"  # Alejandro Reyes Morales
+    before = outbound_count(stack, phone)
+    fields = twilio_fields(phone, "¡Hola! buenas tardes", [], profile_name="Alex")
+    started = time.monotonic()
+    answer = post(stack, fields)
+    assert answer.status_code == 200 and time.monotonic() - started < 1.0
+    replies = replies_after(stack, phone, before)
+    assert replies and replies[0].body.startswith("¡Hola! Soy el asistente virtual de Cobrador Servicios de Cobranza")
+    assert post(stack, fields).status_code == 200  # Twilio retries: acknowledged...
+    time.sleep(1.5)
+    inbound = [m for m in log(stack, phone) if m.provider_sid == fields["MessageSid"]]
+    assert len(inbound) == 1 and inbound[0].body == "¡Hola! buenas tardes"  # "¡" intact, stored once
+    assert inbound[0].status == "processed"
+    assert outbound_count(stack, phone) == before + len(replies)  # ...and not answered twice
+
+
+def test_blank_fields_count_in_the_signature(stack) -> None:
+    phone = "+526641230001"  # Carmen Rodríguez
+    fields = twilio_fields(phone, "hola", [], profile_name="")  # ProfileName is blank
+    assert "ProfileName" in fields and fields["ProfileName"] == ""
+    assert post(stack, fields).status_code == 200
+    assert replies_after(stack, phone, 0)
+    stripped = {k: v for k, v in fields.items() if v != ""}
+    _, signature_without_blanks = signed_form(LOCAL_TOKEN, stack.rasa_url + WEBHOOK, stripped)
+    assert post(stack, fields, signature=signature_without_blanks).status_code == 403
+
+
+def test_media_only_voice_note_is_stored_and_answered(stack) -> None:
+    phone = "+529991112233"  # Pedro Canul Pech
+    before = outbound_count(stack, phone)
+    media = [
+        {"url": "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM1/Media/ME1", "content_type": "audio/ogg"}
+    ]
+    fields = twilio_fields(phone, "", media)
+    assert post(stack, fields).status_code == 200
+    replies = replies_after(stack, phone, before)
+    assert replies[0].body == "Por ahora no puedo escuchar notas de voz. ¿Me lo puedes escribir?"
+    (inbound,) = [m for m in log(stack, phone) if m.provider_sid == fields["MessageSid"]]
+    assert inbound.media == media
+
+
+@pytest.mark.parametrize(
+    ("phone", "text"),
+    [
+        ("+525510000001", "😀🙏💸"),
+        ("+525510000002", "a" * 5000),
+        ("+525510000003", "/restart"),
+        ("+525510000004", '/promise_to_pay{"amount": 1}'),
+    ],
+)
+def test_odd_texts_are_answered_and_never_run_commands(stack, phone: str, text: str) -> None:
+    before = outbound_count(stack, phone)
+    fields = twilio_fields(phone, text, [])
+    assert post(stack, fields).status_code == 200
+    assert replies_after(stack, phone, before), "no answer"
+    (inbound,) = [m for m in log(stack, phone) if m.provider_sid == fields["MessageSid"]]
+    assert inbound.body == text and inbound.status == "processed"
+
+
+def test_unknown_number_gets_the_company_and_nothing_else(stack) -> None:
+    phone = "+525512345678"
+    fields = twilio_fields(phone, "hola", [])
+    assert post(stack, fields).status_code == 200
+    replies = replies_after(stack, phone, 0)
+    assert [r.body for r in replies] == ["¡Hola! Soy el asistente virtual de Cobrador. ¿En qué te puedo ayudar?"]
+
+
+def test_opt_out_keyword_is_honoured_before_nlu_and_confirmed_once(stack) -> None:
+    phone = "+13105550188"  # Kevin O'Brien
+    first = twilio_fields(phone, "STOP", [])
+    assert post(stack, first).status_code == 200
+    replies = replies_after(stack, phone, 0)
+    assert [r.body for r in replies] == [
+        "Done, we won't send you WhatsApp messages anymore. If you change your mind, write to us."
+    ]
+    assert post(stack, twilio_fields(phone, "stop", [])).status_code == 200
+    assert post(stack, twilio_fields(phone, "hello?", [])).status_code == 200
+    time.sleep(2)
+    assert outbound_count(stack, phone) == 1  # confirmed once, then silence
+    with session_scope(stack.database_url) as session:
+        assert len(session.execute(select(OptOut).where(OptOut.phone == phone)).scalars().all()) == 1
+
+
+def test_concurrent_messages_from_one_sender_are_all_stored_and_answered(stack) -> None:
+    phone = "+12125550147"  # Marcus Johnson
+    batch = [twilio_fields(phone, text, []) for text in ("hi", "who is this?", "are you a bot?", "bye")]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda f: post(stack, f).status_code, batch))
+    assert codes == [200, 200, 200, 200]
+    replies = replies_after(stack, phone, 0, want=4, timeout=30)
+    assert len(replies) >= 4
+    stored = {m.provider_sid: m.status for m in log(stack, phone) if m.direction == "inbound"}
+    assert set(stored) == {f["MessageSid"] for f in batch}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and set(stored.values()) != {"processed"}:
+        time.sleep(0.3)
+        stored = {m.provider_sid: m.status for m in log(stack, phone) if m.direction == "inbound"}
+    assert set(stored.values()) == {"processed"}
+
+
+def test_malformed_webhooks_get_a_clear_400(stack) -> None:
+    assert post(stack, {"Body": "hola", "From": "whatsapp:+525550000113"}).status_code == 400
+    assert post(stack, {"MessageSid": "SMx", "From": "whatsapp:not-a-phone", "Body": "hola"}).status_code == 400
+
+
+def test_status_callbacks_are_signed_and_recorded(stack) -> None:
+    assert (
+        post(stack, {"MessageSid": "SMnope", "MessageStatus": "delivered"}, signature="", path=STATUS).status_code
+        == 403
+    )
+    assert post(stack, {"MessageSid": "SMnope", "MessageStatus": "delivered"}, path=STATUS).status_code == 204
+
+
+def test_a_whole_conversation_through_signed_webhooks_records_the_promise(stack) -> None:
+    phone = "+528112340001"  # Ana Sofía Garza, AM-100233, 1,500.00 MXN, born 1995
+    turns = ["hola", "ana sofia garza", "1995", "el viernes te pago", "si"]
+    for text in turns:
+        before = outbound_count(stack, phone)
+        assert post(stack, twilio_fields(phone, text, [])).status_code == 200
+        assert replies_after(stack, phone, before), f"no answer to {text!r}"
+        time.sleep(0.3)
+    bodies = [m.body for m in log(stack, phone) if m.direction == "outbound"]
+    assert "¿Confirmas $1,500.00 MXN el viernes 27 de noviembre?" in bodies
+    assert any(
+        b.startswith("Listo, quedó registrado tu compromiso: $1,500.00 MXN el viernes 27 de noviembre.") for b in bodies
+    )
