@@ -32,6 +32,15 @@ def _clock() -> Callable[[], dt.datetime]:
     return lambda: value
 
 
+def document_url(kind: str, object_id: int, language: str) -> str:
+    """An expiring signed link to a PDF the WhatsApp channel serves."""
+    from cobrador.whatsapp.channel import ChannelSettings
+    from cobrador.whatsapp.documents import media_key, url
+
+    settings = ChannelSettings.from_env()
+    return url(settings.public_url, media_key(settings.auth_token), kind, object_id, language)
+
+
 def turn_from_tracker(tracker: Tracker) -> Turn:
     """The latest debtor message as a `Turn`."""
     message = tracker.latest_message or {}
@@ -74,6 +83,8 @@ class ActionCobradorTurn(Action):
         reply = await asyncio.to_thread(self.conversation().handle, turn, state, language)
         for text in reply.messages:
             dispatcher.utter_message(text=text)
+        for kind, object_id in reply.documents:
+            dispatcher.utter_message(attachment=document_url(kind, object_id, reply.language))
         return [
             SlotSet("dialogue", reply.state),
             SlotSet("language", reply.language),

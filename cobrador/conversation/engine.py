@@ -97,6 +97,8 @@ class Reply:
     language: str
     company: str
     paused: bool = False
+    # Documents to attach, as (kind, id): ("plan", 12), ("statement", 3).
+    documents: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -112,6 +114,7 @@ class _Context:
     creditor: Optional[CreditorView]
     out: list[str] = field(default_factory=list)
     paused: bool = False
+    documents: list[tuple[str, int]] = field(default_factory=list)
 
     def say(self, key: str, **values: object) -> None:
         self.out.append(say(key, self.lang, **values))
@@ -191,7 +194,7 @@ class Conversation:
             if self._silenced(session, ctx):
                 return Reply([], state, lang, ctx.company, paused=True)
             self._dispatch(session, ctx)
-            return Reply(ctx.out, ctx.state, ctx.lang, ctx.company, ctx.paused)
+            return Reply(ctx.out, ctx.state, ctx.lang, ctx.company, ctx.paused, ctx.documents)
 
     # --- loading ------------------------------------------------------------
     def _debtor(self, session, phone: str, state: dict[str, Any]) -> Optional[DebtorView]:  # noqa: ANN001
@@ -452,6 +455,7 @@ class Conversation:
             elif account.active_plan_next:
                 amount, day = account.active_plan_next
                 ctx.say("balance_plan", amount=ctx.money(amount, account.currency), date=ctx.date(day))
+        ctx.documents += [("statement", account.id) for account in ctx.accounts[:3]]
         collectable = self._collectable(ctx)
         if collectable:
             if collectable[0].payment_link:
@@ -651,7 +655,7 @@ class Conversation:
         if step == "confirm":
             if intent == "affirm":
                 option = _option_from_json(data["options"][data["choice"] - 1])
-                commands.record_plan(
+                plan_id = commands.record_plan(
                     session, account.id, option.frequency or "monthly", list(option.amounts), list(option.dates),
                     discount=option.discount, source_message_sid=ctx.turn.message_sid,
                 )  # fmt: skip
@@ -659,6 +663,7 @@ class Conversation:
                 ctx.say("plan_recorded")
                 for n, (day, amount) in enumerate(zip(option.dates, option.amounts, strict=True), start=1):
                     ctx.say("schedule_line", n=n, date=ctx.date(day), amount=ctx.money(amount, account.currency))
+                ctx.documents.append(("plan", plan_id))
                 if account.payment_link:
                     ctx.say("how_to_pay_link", link=account.payment_link)
                 return True

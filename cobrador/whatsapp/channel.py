@@ -51,6 +51,7 @@ from cobrador.language.text import fold
 from cobrador.ledger import commands, messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.phones import try_e164
+from cobrador.whatsapp import documents
 from cobrador.whatsapp.twilio_api import OUTSIDE_WINDOW, SendError, TwilioConfig, TwilioSender, split_body
 
 logger = logging.getLogger(__name__)
@@ -333,6 +334,20 @@ class WhatsAppInput(InputChannel):
             await asyncio.to_thread(_status_callback, sid, state, code)
             return response.text("", status=204)
 
+        @hook.route("/media/<token>", methods=["GET"])
+        async def media(request: Request, token: str) -> HTTPResponse:
+            found = documents.verify(documents.media_key(self.settings.auth_token), token)
+            if found is None:
+                return response.text("this link is invalid or has expired", status=403)
+            pdf = await asyncio.to_thread(_document, *found)
+            if pdf is None:
+                return response.text("not found", status=404)
+            return response.raw(
+                pdf,
+                content_type="application/pdf",
+                headers={"Cache-Control": "private, no-store", "Content-Disposition": "inline; filename=cobrador.pdf"},
+            )
+
         @hook.listener("after_server_start")
         async def recover(app: Any, loop: Any) -> None:
             app.add_task(self._recover(app, process))
@@ -364,6 +379,16 @@ class WhatsAppInput(InputChannel):
         for message in pending:
             metadata = {"message_sid": message.provider_sid, "media": message.media, "recovered": True}
             await process(message.provider_sid, message.phone, message.body, metadata)
+
+
+def _document(kind: str, object_id: int, lang: str) -> Optional[bytes]:
+    import datetime as dt
+
+    with session_scope() as session:
+        today = dt.date.today()
+        if kind == "plan":
+            return documents.plan_pdf(session, object_id, lang, today)
+        return documents.statement_pdf(session, object_id, lang, today)
 
 
 def _record_opt_out(phone: str, keyword: str) -> bool:

@@ -157,7 +157,13 @@ function bubble(m) {
   div.className = "msg " + (m.direction === "inbound" ? "in" : "out");
   div.dataset.id = m.id; div.dataset.status = m.status;
   const body = document.createElement("div");
-  body.textContent = m.body || (m.media && m.media.length ? "[" + (m.media[0].content_type || "media") + "]" : "");
+  body.textContent = m.body;
+  for (const item of (m.media || [])) {
+    const link = document.createElement("a");
+    link.textContent = "📎 " + (item.content_type || "documento");
+    if (/^https?:\/\//.test(item.url || "")) { link.href = item.url; link.target = "_blank"; link.rel = "noopener"; }
+    body.append(link);
+  }
   const meta = document.createElement("div");
   meta.className = "meta"; meta.textContent = (m.sender || "") + " · " + m.status;
   div.append(body, meta); chat.append(div); chat.scrollTop = chat.scrollHeight;

@@ -47,6 +47,16 @@ def replies_after(stack, phone: str, count_before: int, want: int = 1, timeout: 
     return [m for m in log(stack, phone) if m.direction == "outbound"][count_before:]
 
 
+def processed(stack, phone: str, sid: str, timeout: float = 20) -> None:
+    """Waits until the inbound message `sid` has been processed (its turn is over)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if [m for m in log(stack, phone) if m.provider_sid == sid and m.status == "processed"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{sid} not processed in {timeout} s")
+
+
 def outbound_count(stack, phone: str) -> int:
     return len([m for m in log(stack, phone) if m.direction == "outbound"])
 
@@ -70,6 +80,7 @@ def test_a_signed_message_is_stored_answered_and_a_replay_is_dropped(stack) -> N
     started = time.monotonic()
     answer = post(stack, fields)
     assert answer.status_code == 200 and time.monotonic() - started < 1.0
+    processed(stack, phone, fields["MessageSid"])
     replies = replies_after(stack, phone, before)
     assert replies and replies[0].body.startswith("¡Hola! Soy el asistente virtual de Cobrador Servicios de Cobranza")
     assert post(stack, fields).status_code == 200  # Twilio retries: acknowledged...
@@ -182,11 +193,18 @@ def test_a_whole_conversation_through_signed_webhooks_records_the_promise(stack)
     turns = ["hola", "ana sofia garza", "1995", "el viernes te pago", "si"]
     for text in turns:
         before = outbound_count(stack, phone)
-        assert post(stack, twilio_fields(phone, text, [])).status_code == 200
-        assert replies_after(stack, phone, before), f"no answer to {text!r}"
-        time.sleep(0.3)
+        fields = twilio_fields(phone, text, [])
+        assert post(stack, fields).status_code == 200
+        processed(stack, phone, fields["MessageSid"])
+        assert outbound_count(stack, phone) > before, f"no answer to {text!r}"
     bodies = [m.body for m in log(stack, phone) if m.direction == "outbound"]
     assert "¿Confirmas $1,500.00 MXN el viernes 27 de noviembre?" in bodies
+    # The balance came with the account statement: a PDF behind an expiring signed URL.
+    (statement,) = [m.media[0]["url"] for m in log(stack, phone) if m.direction == "outbound" and m.media]
+    assert statement.startswith(stack.rasa_url + "/webhooks/whatsapp/media/")
+    pdf = requests.get(statement, timeout=10)
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:4] == b"%PDF"
+    assert requests.get(statement[:-3] + "xyz", timeout=10).status_code == 403
     assert any(
         b.startswith("Listo, quedó registrado tu compromiso: $1,500.00 MXN el viernes 27 de noviembre.") for b in bodies
     )

@@ -18,5 +18,5 @@ def test_not_keywords(text: str) -> None:
 
 
 def test_the_raw_form_keeps_blank_fields_and_every_character() -> None:
-    form = parse_form("Body=%C2%A1Hola%21+%F0%9F%98%80&ProfileName=&NumMedia=0".encode())
+    form = parse_form(b"Body=%C2%A1Hola%21+%F0%9F%98%80&ProfileName=&NumMedia=0")
     assert form.getlist("Body") == ["¡Hola! 😀"] and form.getlist("ProfileName") == [""]
