@@ -60,6 +60,9 @@ INTERRUPTING = {
     "goodbye",
 }
 FALLBACK_INTENTS = {"nlu_fallback", "out_of_scope"}
+# During verification, a subject change needs this much confidence.
+INTERRUPT_CONFIDENCE = 0.5
+_REFERENCE_TOKEN = re.compile(r"[A-Za-z]{0,4}[- ]?\d{4,}|[A-Za-z0-9][A-Za-z0-9-]{3,}")
 ORDINALS = {
     "primera": 1, "primero": 1, "first": 1, "uno": 1, "one": 1,
     "segunda": 2, "segundo": 2, "second": 2, "dos": 2, "two": 2,
@@ -128,6 +131,15 @@ class _Context:
         if self.creditor and self.creditor.business_hours:
             return self.creditor.business_hours
         return "lunes a viernes de 9:00 a 18:00" if self.lang == "es" else "Monday to Friday, 9 am to 6 pm"
+
+    def entities(self, text: str) -> dict[str, Any]:
+        """Entities of `text` read in the conversation language, or in the other
+        one when that finds nothing (debtors switch: "ok te pago next friday")."""
+        found = extract_entities(text, self.lang, self.today)
+        if not found.keys() & {"date", "amount"}:
+            other = extract_entities(text, "en" if self.lang == "es" else "es", self.today)
+            found = {**other, **found} if other.keys() & {"date", "amount"} else found
+        return found
 
     def money(self, amount: Decimal, currency: Optional[str] = None) -> str:
         return format_money(amount, currency or self._currency(), self.lang)
@@ -227,12 +239,20 @@ class Conversation:
             return
         if intent not in FALLBACK_INTENTS:
             state["fallbacks"] = 0
-        if intent in INTERRUPTING and not (state.get("verify") and intent == "goodbye"):
+        if state.get("verify"):
+            # An answer that verifies wins over whatever NLU made of it ("juan
+            # carlos ramirez" can look like "no soy Juan"); only an answer that
+            # does not verify may be a confident change of subject.
+            if self._answers_verification(session, ctx) or not (
+                intent in INTERRUPTING and intent != "goodbye" and turn.confidence >= INTERRUPT_CONFIDENCE
+            ):
+                self._verification_answer(session, ctx)
+                return
+        if ctx.debtor is None and self._identify_by_reference(session, ctx):
+            return
+        if intent in INTERRUPTING:
             state["flow"], state["data"], state["verify"] = None, {}, None
             self._intent(session, ctx, intent, turn.text)
-            return
-        if state.get("verify"):
-            self._verification_answer(session, ctx)
             return
         flow = state.get("flow")
         if flow and self._continue_flow(session, ctx, flow, intent):
@@ -297,19 +317,49 @@ class Conversation:
         ctx.say("verify_intro")
         ctx.say("ask_name" if ctx.debtor else "ask_reference")
 
+    def _reference_debtor(self, session, text: str) -> Optional[DebtorView]:  # noqa: ANN001
+        for token in [text.strip(), *_REFERENCE_TOKEN.findall(text)]:
+            if any(ch.isdigit() for ch in token):
+                debtor = lookups.debtor_by_account_reference(session, token)
+                if debtor is not None:
+                    return debtor
+        return None
+
+    def _answers_verification(self, session, ctx: _Context) -> bool:  # noqa: ANN001
+        """Whether the message is a correct answer to the verification step in progress."""
+        step, text = ctx.state["verify"]["step"], ctx.turn.text
+        if step == "reference":
+            return self._reference_debtor(session, text) is not None
+        if ctx.debtor is None:
+            return False
+        if step == "name":
+            return name_matches(text, ctx.debtor.name)
+        return identifier_matches(text, ctx.debtor.last4s, ctx.debtor.birth_year)
+
+    def _identify_by_reference(self, session, ctx: _Context) -> bool:  # noqa: ANN001
+        """An unknown number that quotes an account reference starts verification for it."""
+        debtor = self._reference_debtor(session, ctx.turn.text)
+        if debtor is None:
+            return False
+        ctx.debtor = debtor
+        ctx.state["debtor_id"] = debtor.id
+        ctx.lang = debtor.language
+        ctx.state["pending"] = {"intent": "ask_balance", "text": ""}
+        ctx.state["verify"] = {"step": "name", "attempts": 0}
+        ctx.say("verify_intro")
+        ctx.say("ask_name")
+        return True
+
     def _verification_answer(self, session, ctx: _Context) -> None:  # noqa: ANN001
         state, text = ctx.state, ctx.turn.text
         verify = state["verify"]
         step = verify["step"]
         if step == "reference":
-            debtor = None
-            for token in [text, *re.findall(r"[A-Za-z0-9][A-Za-z0-9-]{3,}", text)]:
-                debtor = lookups.debtor_by_account_reference(session, token)
-                if debtor:
-                    break
+            debtor = self._reference_debtor(session, text)
             if debtor is not None:
                 state["debtor_id"] = debtor.id
                 ctx.debtor = debtor
+                ctx.lang = debtor.language
                 verify["step"] = "name"
                 ctx.say("ask_name")
                 return
@@ -402,10 +452,9 @@ class Conversation:
             ctx.say("no_open_accounts")
             ctx.state["flow"], ctx.state["data"] = None, {}
             return None
-        folded = fold(text)
-        for account in accounts:
-            if account.last4 in folded or fold(account.reference) in folded:
-                return account
+        matched = _account_named(accounts, text, ctx.lang, ctx.today)
+        if matched is not None:
+            return matched
         ctx.state["flow"] = "account"
         ctx.state["data"] = {"next": next_flow, "text": text, "choices": [a.id for a in accounts]}
         ctx.say("which_account")
@@ -417,15 +466,27 @@ class Conversation:
     def _account_choice(self, session, ctx: _Context, intent: str) -> bool:  # noqa: ANN001
         data = ctx.state["data"]
         number = _choice(ctx.turn.text, len(data.get("choices", [])))
+        text = data.get("text", "")
         if number is None:
-            accounts = {a.id: a for a in self._collectable(ctx)}
-            folded = fold(ctx.turn.text)
-            matches = [i for i in data.get("choices", []) if i in accounts and accounts[i].last4 in folded]
-            number = data["choices"].index(matches[0]) + 1 if matches else None
+            accounts = [a for a in self._collectable(ctx) if a.id in data.get("choices", [])]
+            matched = _account_named(accounts, ctx.turn.text, ctx.lang, ctx.today)
+            if matched is not None:
+                number = data["choices"].index(matched.id) + 1
+                text = f"{text} {ctx.turn.text}".strip()
         if number is None:
+            if ctx.entities(ctx.turn.text) and intent not in INTERRUPTING:
+                # Said when or how much but not which: keep it and ask again.
+                data["text"] = f"{text} {ctx.turn.text}".strip()
+                ctx.say("which_account")
+                for n, account_id in enumerate(data["choices"], start=1):
+                    account = next((a for a in self._collectable(ctx) if a.id == account_id), None)
+                    if account is not None:
+                        ctx.say("account_option", n=n, product=account.product or "", creditor=account.creditor_name,
+                                last4=account.last4)  # fmt: skip
+                return True
             ctx.state["flow"], ctx.state["data"] = None, {}
             return False
-        next_flow, text = data["next"], data.get("text", "")
+        next_flow = data["next"]
         ctx.state["flow"], ctx.state["data"] = next_flow, {"account_id": data["choices"][number - 1]}
         {"promise": self._promise_start, "plan": self._plan_start, "claim": self._claim_start}[next_flow](
             session, ctx, text
@@ -457,14 +518,16 @@ class Conversation:
                 ctx.say("balance_plan", amount=ctx.money(amount, account.currency), date=ctx.date(day))
         ctx.documents += [("statement", account.id) for account in ctx.accounts[:3]]
         collectable = self._collectable(ctx)
-        if collectable:
+        if len(collectable) == 1:
             if collectable[0].payment_link:
                 ctx.say("how_to_pay_link", link=collectable[0].payment_link)
             ctx.say("ask_when")
             ctx.state["flow"] = "promise"
-            ctx.state["data"] = {"step": "date", "soft": True}
-            if len(collectable) == 1:
-                ctx.state["data"]["account_id"] = collectable[0].id
+            ctx.state["data"] = {"step": "date", "soft": True, "account_id": collectable[0].id}
+        elif collectable:
+            # Several debts: which one first, then the date.
+            ctx.state["flow"], ctx.state["data"] = "promise", {}
+            self._pick_account(ctx, "promise", "")
 
     # --- promise to pay --------------------------------------------------------------------------------------
     def _promise_start(self, session, ctx: _Context, text: str) -> None:  # noqa: ANN001
@@ -479,7 +542,7 @@ class Conversation:
 
     def _promise_merge(self, ctx: _Context, text: str) -> bool:
         """Takes a date and an amount from `text`; True if it had either."""
-        entities = extract_entities(text, ctx.lang, ctx.today)
+        entities = ctx.entities(text)
         data = ctx.state["data"]
         found = False
         if "date" in entities:
@@ -522,6 +585,10 @@ class Conversation:
     def _promise_continue(self, session, ctx: _Context, intent: str) -> bool:  # noqa: ANN001
         data = ctx.state["data"]
         account = next((a for a in self._collectable(ctx) if a.id == data.get("account_id")), None)
+        entities = ctx.entities(ctx.turn.text)
+        dated = "date" in entities and not ({"installments", "frequency"} & set(entities))
+        if dated and intent not in INTERRUPTING and intent not in ("claim_paid", "ask_balance"):
+            intent = "promise_to_pay"  # "what day could you pay?" answered with a day
         if data.get("soft") and intent not in ("inform", "promise_to_pay", "affirm"):
             # The balance ended with "what day could you pay?": anything else starts over.
             ctx.state["flow"], ctx.state["data"] = None, {}
@@ -595,7 +662,7 @@ class Conversation:
             ctx.say("plan_ask_affordable")
 
     def _plan_merge(self, ctx: _Context, text: str) -> bool:
-        entities = extract_entities(text, ctx.lang, ctx.today)
+        entities = ctx.entities(text)
         data = ctx.state["data"]
         found = False
         for key in ("amount", "frequency", "installments"):
@@ -739,12 +806,15 @@ class Conversation:
         past = [s for s in spans if s.last <= ctx.today]
         if past:
             data["paid_on"] = max(past, key=lambda s: s.last).last.isoformat()
-        entities = extract_entities(text, ctx.lang, ctx.today)
-        if "amount" in entities:
-            data["amount"] = str(entities["amount"])
         reference = _payment_reference(text)
         if reference:
             data["reference"] = reference
+            text = re.sub(re.escape(reference), " ", text, flags=re.IGNORECASE)
+        entities = ctx.entities(text)
+        account = next((a for a in ctx.accounts if a.id == data.get("account_id")), None)
+        ceiling = account.original_amount if account else None
+        if "amount" in entities and (ceiling is None or entities["amount"] <= ceiling):
+            data["amount"] = str(entities["amount"])
         if ctx.turn.media:
             data.setdefault("media", []).extend(m.get("url", "") for m in ctx.turn.media)
 
@@ -902,7 +972,7 @@ class Conversation:
 
     def _inform(self, session, ctx: _Context, text: str) -> None:  # noqa: ANN001
         """A bare value with no question pending: a date reads as a promise, a rhythm as a plan."""
-        entities = extract_entities(text, ctx.lang, ctx.today)
+        entities = ctx.entities(text)
         if "frequency" in entities or "installments" in entities:
             self._intent(session, ctx, "request_plan", text)
         elif "date" in entities or "amount" in entities:
@@ -937,16 +1007,32 @@ def _choice(text: str, count: int) -> Optional[int]:
     return None
 
 
+_REFERENCE_WORDS = re.compile(
+    r"\b(?:referencia|ref|folio|clave(?:\s+de\s+rastreo)?|rastreo|autorizacion|operacion|ticket|recibo|comprobante"
+    r"|confirmation|conf|transaction|reference|receipt|tracking)\b"
+)
+
+
 def _payment_reference(text: str) -> Optional[str]:
-    """A payment reference or tracking key the debtor quotes."""
-    match = re.search(
-        r"(?:referencia|ref|folio|clave(?:\s+de\s+rastreo)?|autorizacion|confirmation|conf|transaction|reference)"
-        r"\s*(?:#|no\.?|num(?:ero)?|number|es|is|:)?\s*:?\s*([A-Za-z0-9-]{4,40})",
-        fold(text),
-    )
-    if match and any(ch.isdigit() for ch in match.group(1)):
-        return match.group(1).upper()
+    """A payment reference or tracking key the debtor quotes ("folio A-99812230")."""
+    folded = fold(text)
+    for keyword in _REFERENCE_WORDS.finditer(folded):
+        window = folded[keyword.end() : keyword.end() + 60]
+        for token in re.findall(r"[a-z0-9][a-z0-9-]{3,39}", window):
+            if sum(ch.isdigit() for ch in token) >= 4:
+                return token.upper()
     return None
+
+
+def _account_named(accounts: list[AccountView], text: str, lang: str, today: dt.date) -> Optional[AccountView]:
+    """The account a message points at: its last 4 digits, its reference, or its exact balance."""
+    folded = fold(text)
+    named = [a for a in accounts if a.last4 in folded or fold(a.reference) in folded]
+    if len(named) == 1:
+        return named[0]
+    amount = extract_entities(text, lang, today).get("amount")
+    by_balance = [a for a in accounts if amount is not None and a.balance == amount]
+    return by_balance[0] if len(by_balance) == 1 else None
 
 
 def _option_to_json(option: PlanOption) -> dict[str, Any]:

@@ -161,7 +161,7 @@ function bubble(m) {
   for (const item of (m.media || [])) {
     const link = document.createElement("a");
     link.textContent = "📎 " + (item.content_type || "documento");
-    if (/^https?:\/\//.test(item.url || "")) { link.href = item.url; link.target = "_blank"; link.rel = "noopener"; }
+    if (/^https?:\\/\\//.test(item.url || "")) { link.href = item.url; link.target = "_blank"; link.rel = "noopener"; }
     body.append(link);
   }
   const meta = document.createElement("div");

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 import requests
@@ -52,6 +52,7 @@ class Stack:
         self.actions_url = actions_url
         self.database_url = database_url
         self.rasa_log = rasa_log
+        self.launch: Callable[[int, Path], subprocess.Popen] = lambda port, log: None  # set by the fixture
 
     def say(self, sender: str, text: str) -> list[str]:
         """Sends one message through Rasa's REST channel; returns the reply texts."""
@@ -109,25 +110,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         processes.append(actions)
         rasa_log = folder / "rasa.log"
-        rasa = subprocess.Popen(
-            [
-                str(BIN / "rasa"),
-                "run",
-                "--model",
-                str(MODEL),
-                "--endpoints",
-                str(endpoints),
-                "--credentials",
-                str(credentials),
-                "--port",
-                str(rasa_port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=open(rasa_log, "w"),
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(rasa)
+
+        def launch(port: int, log: Path) -> subprocess.Popen:
+            """Another Rasa server on the same ledger, actions and public URL."""
+            process = subprocess.Popen(
+                [str(BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", str(endpoints),
+                 "--credentials", str(credentials), "--port", str(port)],
+                cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            processes.append(process)
+            return process
+
+        rasa = launch(rasa_port, rasa_log)
         wait_for(f"http://127.0.0.1:{actions_port}/health", actions, 120, actions_log)
         wait_for(f"http://127.0.0.1:{rasa_port}/", rasa, 300, rasa_log)
         # The root answers before the model has loaded; the REST channel only after.
@@ -139,7 +133,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url, rasa_log)
+        stack = Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url, rasa_log)
+        stack.launch = launch
+        yield stack
     finally:
         for process in processes:
             process.terminate()
