@@ -27,7 +27,7 @@ import calendar
 import datetime as dt
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional
 
 from dateutil.relativedelta import relativedelta
@@ -56,6 +56,10 @@ class DateSpan:
     start: int = 0
     end: int = 0
     past: bool = False
+    # How an expression without a fixed date can move to its previous
+    # occurrence when the message talks about the past ("ya pagué el
+    # lunes"): by a week, a month or a year; None when it cannot.
+    anchor: Optional[str] = None
 
     @property
     def value(self) -> dt.date:
@@ -257,6 +261,10 @@ def _count(text: str, lang: str) -> Optional[int]:
     return NUMBER_WORDS[lang].get(text)
 
 
+def _anchored(span: Optional[DateSpan], anchor: Optional[str]) -> Optional[DateSpan]:
+    return replace(span, anchor=anchor) if span is not None else None
+
+
 def _single(day: Optional[dt.date], past: bool = False) -> Optional[DateSpan]:
     return DateSpan(day, day, DAY, past=past) if day else None
 
@@ -313,7 +321,7 @@ class _Grammar:
         S = r"\s+"
 
         def add(pattern: str, handler: Handler) -> None:
-            self.rules.append(_Rule(re.compile(B + pattern + E), handler))
+            self.rules.append(_Rule(re.compile(B + "(?:" + pattern + ")" + E), handler))
 
         wd_of = lambda m, key="wd": weekdays[m.group(key).rstrip(".")]  # noqa: E731
         mon_of = lambda m, key="mon": months[m.group(key).rstrip(".")]  # noqa: E731
@@ -363,6 +371,22 @@ class _Grammar:
         mes_next = rf"(?:(?:el\s+)?mes\s+{que_viene}|(?:el\s+)?{proximo}\s+mes|(?:el\s+)?mes\s+proximo)"
 
         add(r"pasado\s+manana", lambda m, t: _single(t + dt.timedelta(days=2)))
+        # parts of today and yesterday
+        add(
+            r"(?:hoy\s+)?(?:esta|en\s+la|por\s+la|hoy\s+en\s+la|hoy\s+por\s+la)\s+(?:noche|tarde)"
+            r"|esta\s+manana|hoy\s+(?:en|por)\s+la\s+manana"
+            r"|(?:al\s+rato|orita|ahorita)\s+(?:en|por)\s+la\s+(?:noche|tarde)",
+            lambda m, t: _single(t),
+        )
+        add(r"anoche|ayer\s+(?:en|por)\s+la\s+(?:noche|tarde|manana)", lambda m, t: _single(t - dt.timedelta(1), True))
+        add(
+            r"(?:la\s+)?semana\s+pasada|(?:la\s+)?pasada\s+semana",
+            lambda m, t: replace(_week(monday_of(t) - dt.timedelta(7)), past=True),
+        )
+        add(
+            r"(?:el\s+)?mes\s+pasado|(?:el\s+)?pasado\s+mes",
+            lambda m, t: replace(_month_span(*_ym(t - relativedelta(months=1))), past=True),
+        )
         add(
             r"(?:antier|antiayer|anteayer|antes\s+de\s+ayer|antes\s+de\s+antier)",
             lambda m, t: _single(t - dt.timedelta(days=3 if "antes de antier" in m[0] else 2), past=True),
@@ -412,22 +436,29 @@ class _Grammar:
                 past=True,
             ),
         )
-        add(rf"{el}(?P<wd>{wd})(?:\s+{que_viene})?", lambda m, t: _single(next_weekday(t, wd_of(m))))
+        add(
+            rf"{el}(?P<wd>{wd})(?:\s+{que_viene})?",
+            lambda m, t: _anchored(_single(next_weekday(t, wd_of(m))), "week"),
+        )
         # explicit day and month: "15 de diciembre", "el cinco de mayo de 2013", "marzo 3", "mayo 5 del 2013"
         add(
             rf"{el}{dia}(?P<d>{day_re})\s*(?:de\s+|-\s*)?(?P<mon>{month_re}){de_year}",
-            lambda m, t: _single(next_month_day(t, mon_of(m), _day(m["d"], lang), _year(m["y"]))),
+            lambda m, t: _anchored(
+                _single(next_month_day(t, mon_of(m), _day(m["d"], lang), _year(m["y"]))), None if m["y"] else "year"
+            ),
         )
         add(
             rf"(?P<mon>{month_re})\s+(?P<d>\d{{1,2}})(?!\d){de_year}",
-            lambda m, t: _single(next_month_day(t, mon_of(m), int(m["d"]), _year(m["y"]))),
+            lambda m, t: _anchored(
+                _single(next_month_day(t, mon_of(m), int(m["d"]), _year(m["y"]))), None if m["y"] else "year"
+            ),
         )
         # day of the month: "el 15", "el dia 15", "dia quince", "el quince", "el primero"
         add(
-            rf"(?:(?:el|para\s+el|pa(?:ra)?l|al|hasta\s+el|antes\s+del?|mas\s+tardar\s+el)\s+(?:dia\s+)?|dia\s+)"
+            rf"(?:(?:el|del|para\s+el|pa(?:ra)?l|al|hasta\s+el|antes\s+del?|mas\s+tardar\s+el)\s+(?:dia\s+)?|dia\s+)"
             rf"(?P<d>\d{{1,2}}|{_alternation(w for w, v in NUMBER_WORDS[lang].items() if w not in ('un', 'una'))})"
             rf"(?!\s*(?:de\s+)?(?:{month_re}|pagos?|abonos?|mensualidades|partes|quincenas|semanas|meses|dias|%|mil|pesos|varos|dlls?|dolares|k\b))",
-            lambda m, t: _single(next_day_of_month(t, _day(m["d"], lang) or 0)),
+            lambda m, t: _anchored(_single(next_day_of_month(t, _day(m["d"], lang) or 0)), "month"),
         )
         # weeks
         add(
@@ -471,6 +502,7 @@ class _Grammar:
         add(r"(?:el\s+)?otro\s+mes", lambda m, t: _month_span(*_ym(t + relativedelta(months=1))))
         # the fortnight payday
         add(
+            r"(?<!por\s)(?<!cada\s)(?<!x\s)(?<!por\sla\s)(?<!a\sla\s)"
             r"(?:(?:la|esta|en\s+la|pa\s+la|para\s+la|cuando\s+(?:me\s+)?(?:paguen|caiga|salga|cobre)\s+(?:la\s+)?)\s*)?"
             r"(?:quincena|qna|quince)(?!\s+(?:de|dias))",
             self._quincena,
@@ -482,7 +514,7 @@ class _Grammar:
         # a month on its own: "en marzo", "para diciembre"
         add(
             rf"(?:en|para|durante|a\s+(?:finales|mediados)\s+de)\s+(?P<mon>{long_months})",
-            lambda m, t: _month_span(*_upcoming_month(t, mon_of(m))),
+            lambda m, t: _anchored(_month_span(*_upcoming_month(t, mon_of(m))), "year"),
         )
 
     # --- English --------------------------------------------------------------
@@ -495,6 +527,16 @@ class _Grammar:
         next_week = r"(?:next|the\s+following|following|the\s+coming|coming|upcoming|around\s+next)\s+week"
 
         add(r"(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|tmr|tomorow)", lambda m, t: _single(t + dt.timedelta(2)))
+        add(r"this\s+morning|earlier\s+today|later\s+today", lambda m, t: _single(t))
+        add(r"last\s+night|yesterday\s+(?:morning|afternoon|evening)", lambda m, t: _single(t - dt.timedelta(1), True))
+        add(
+            r"(?:the\s+)?(?:last|past|previous)\s+week|a\s+week\s+ago\s+(?:sunday|today)",
+            lambda m, t: replace(_week(monday_of(t) - dt.timedelta(7)), past=True),
+        )
+        add(
+            r"(?:the\s+)?(?:last|past|previous)\s+month",
+            lambda m, t: replace(_month_span(*_ym(t - relativedelta(months=1))), past=True),
+        )
         add(r"(?:the\s+)?day\s+before\s+yesterday", lambda m, t: _single(t - dt.timedelta(2), past=True))
         add(r"yesterday|yday|yest", lambda m, t: _single(t - dt.timedelta(1), past=True))
         add(r"today|tonight|tonite|2day|2nite|this\s+(?:evening|afternoon)", lambda m, t: _single(t))
@@ -574,8 +616,8 @@ class _Grammar:
             ),
         )
         add(
-            rf"(?:(?:on|by|this|til|till|until|before|for|coming)\s+)?(?P<wd>{wd})(?:\s+coming)?",
-            lambda m, t: _single(next_weekday(t, wd_of(m))),
+            rf"(?:(?:on|by|this|til|till|until|before|for|coming|from)\s+)?(?P<wd>{wd})(?:\s+coming)?",
+            lambda m, t: _anchored(_single(next_weekday(t, wd_of(m))), "week"),
         )
         # "20 of next month", "the 20th of this month"
         add(
@@ -594,23 +636,29 @@ class _Grammar:
         # explicit day and month
         add(
             rf"{on}{the}(?P<d>{day_re})\s*(?:of\s+|-\s*)?(?P<mon>{month_re}){of_year}",
-            lambda m, t: _single(next_month_day(t, mon_of(m), _day(m["d"], lang) or 0, _year(m["y"]))),
+            lambda m, t: _anchored(
+                _single(next_month_day(t, mon_of(m), _day(m["d"], lang) or 0, _year(m["y"]))),
+                None if m["y"] else "year",
+            ),
         )
         add(
             rf"{on}(?P<mon>{month_re})\s*(?:the\s+)?(?P<d>{day_num_en()}|{day_re})(?!\d)"
             rf"(?:\s*,?\s*(?P<y>\d{{4}}|'\d{{2}}))?",
-            lambda m, t: _single(next_month_day(t, mon_of(m), _day(m["d"], lang) or 0, _year(m["y"]))),
+            lambda m, t: _anchored(
+                _single(next_month_day(t, mon_of(m), _day(m["d"], lang) or 0, _year(m["y"]))),
+                None if m["y"] else "year",
+            ),
         )
         # a day of the month: "on the 15th", "the 24", "on 24th", "by the first"
         add(
             rf"(?:(?:on|by|before|for|until|till|til)\s+(?:the\s+)?|the\s+)(?P<d>\d{{1,2}}(?:st|nd|rd|th)?|"
             rf"{_ORDINAL_WORDS_EN})"
             r"(?!\s*(?:payments?|installments?|instalments?|days?|weeks?|months?|%|bucks|dollars|grand|k\b|of\s))",
-            lambda m, t: _single(next_day_of_month(t, _day(m["d"], lang) or 0)),
+            lambda m, t: _anchored(_single(next_day_of_month(t, _day(m["d"], lang) or 0)), "month"),
         )
         add(
             r"(?P<d>\d{1,2}(?:st|nd|rd|th))(?!\s*(?:payments?|installments?|of\s))",
-            lambda m, t: _single(next_day_of_month(t, _day(m["d"], lang) or 0)),
+            lambda m, t: _anchored(_single(next_day_of_month(t, _day(m["d"], lang) or 0)), "month"),
         )
         # weeks
         add(
@@ -664,7 +712,7 @@ class _Grammar:
         )
         add(
             rf"(?:(?:in|during|by|next|until|till)\s+)(?P<mon>{_alternation(m for m in MONTHS[lang] if len(m) > 3)})",
-            lambda m, t: _month_span(*_upcoming_month(t, mon_of(m))),
+            lambda m, t: _anchored(_month_span(*_upcoming_month(t, mon_of(m))), "year"),
         )
 
     # --- handlers shared by both languages --------------------------------------
@@ -833,9 +881,7 @@ class _Grammar:
                     start, end = match.span()
                     while end > start and folded[end - 1] in " ,":
                         end -= 1
-                    candidates.append(
-                        DateSpan(span.first, span.last, span.grain, start + _lead(match[0]), end, span.past)
-                    )
+                    candidates.append(replace(span, start=start + _lead(match[0]), end=end))
         # Longest match wins; earlier rules break ties; no overlaps.
         chosen: list[DateSpan] = []
         for span in sorted(candidates, key=lambda s: (-(s.end - s.start), s.start)):
@@ -887,6 +933,10 @@ def find_dates(text: str, lang: str, today: dt.date) -> list[DateSpan]:
     """
     folded = fold_keep_offsets(text)
     spans = list(_grammar(lang).find(folded, today))
+    key = "en" if lang == "en" else "es"
+    if _PAST_CONTEXT[key].search(folded) and not _FUTURE_CONTEXT[key].search(folded):
+        # "ya pagué el lunes", "paid on monday": the debtor tells when it happened.
+        spans = [_in_past(s, today) if s.anchor and not s.past and s.last > today else s for s in spans]
     if not spans:
         # A whole message that is just a short weekday form: "lu", "mx", "vie."
         whole = re.fullmatch(rf"\s*(?:el\s+)?({_grammar(lang).wd_alone})\s*", folded)
@@ -902,17 +952,47 @@ def find_dates(text: str, lang: str, today: dt.date) -> list[DateSpan]:
     return spans
 
 
+_PAST_CONTEXT = {
+    "es": re.compile(
+        r"\b(?:ya\s+(?:se\s+)?(?:(?:le|les|te|lo|la|los)\s+)?(?:pague|deposite|transferi|abone|liquide|finiquite|mande"
+        r"|hice|cubri|salde|pagamos|depositamos)|(?:lo|la)\s+(?:pague|liquide|salde)|liquide|finiquite|transferi"
+        r"|se\s+pago|fue\s+pagad[oa]|pague\s+(?:el|desde|en)|deposite\s+(?:el|desde|en))\b"
+    ),
+    "en": re.compile(
+        r"\b(?:paid|sent|transferred|deposited|submitted|wired|zelled|mailed|dropped\s+off|made\s+(?:a|the)\s+payment"
+        r"|settled|cleared)\b"
+    ),
+}
+_FUTURE_CONTEXT = {
+    "es": re.compile(r"\b(?:voy\s+a|vamos\s+a|pagare|depositare|te\s+pago|le\s+pago|les\s+pago|puedo|podria)\b"),
+    "en": re.compile(r"\b(?:will|ll|gonna|going\s+to|can|could|plan\s+to|next)\b"),
+}
+
+
+def _in_past(span: DateSpan, today: dt.date) -> DateSpan:
+    """The previous occurrence of an unanchored expression ("el lunes" -> last Monday)."""
+    step = {"week": relativedelta(weeks=1), "month": relativedelta(months=1), "year": relativedelta(years=1)}
+    first, last = span.first, span.last
+    for _ in range(13):
+        if last <= today:
+            break
+        first, last = first - step[span.anchor], last - step[span.anchor]
+        if span.grain == MONTH:  # keep whole months whole
+            last = month_end(first.year, first.month)
+    return replace(span, first=first, last=last, past=True)
+
+
 def pick(spans: list[DateSpan]) -> Optional[DateSpan]:
     """The date a message commits to, when it names several.
 
-    Future dates win over past ones; among future dates the latest (the
-    deadline: "hoy no puedo, mañana te pago" means tomorrow); among past
-    dates the most recent.
+    Future dates win over past ones; a specific day over a week or month
+    ("short this month but I'll pay on the 28th" means the 28th); among
+    those, the latest (the deadline: "hoy no puedo, mañana te pago" means
+    tomorrow); among past dates the most recent.
     """
-    future = [s for s in spans if not s.past]
-    if future:
-        return max(future, key=lambda s: s.last)
-    return max(spans, key=lambda s: s.last) if spans else None
+    candidates = [s for s in spans if not s.past] or spans
+    days = [s for s in candidates if s.grain == DAY]
+    return max(days or candidates, key=lambda s: s.last) if candidates else None
 
 
 def resolve_span(text: str, lang: str, today: dt.date) -> Optional[DateSpan]:

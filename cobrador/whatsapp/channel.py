@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
@@ -233,6 +234,16 @@ def _set_status(sid: str, status: str) -> None:
         messages.set_inbound_status(session, sid, status)
 
 
+def _begin_processing(sid: str, phone: str) -> str:
+    """Marks the message as being processed; returns the debtor's language."""
+    from cobrador.ledger.lookups import find_debtor
+
+    with session_scope() as session:
+        messages.set_inbound_status(session, sid, "processing")
+        debtor = find_debtor(session, phone)
+        return debtor.language if debtor else "es"
+
+
 def _language(phone: str) -> str:
     from cobrador.ledger.lookups import find_debtor
 
@@ -248,6 +259,10 @@ class WhatsAppInput(InputChannel):
         self.settings = settings
         self.validator = RequestValidator(settings.auth_token)
         self.sender = TwilioSender(settings.twilio) if settings.twilio else None
+        self.ack_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="whatsapp-ack")
+        # Turns in flight at once: more only queue inside Rasa and slow down
+        # the acknowledgements that share its event loop.
+        self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
 
     @classmethod
     def name(cls) -> str:
@@ -271,8 +286,11 @@ class WhatsAppInput(InputChannel):
         hook = Blueprint("whatsapp_webhook", __name__)
 
         async def process(sid: str, phone: str, body: str, metadata: dict[str, Any]) -> None:
-            await asyncio.to_thread(_set_status, sid, "processing")
-            language = await asyncio.to_thread(_language, phone)
+            async with self.turns:
+                await run_turn(sid, phone, body, metadata)
+
+        async def run_turn(sid: str, phone: str, body: str, metadata: dict[str, Any]) -> None:
+            language = await asyncio.to_thread(_begin_processing, sid, phone)
             message = UserMessage(
                 text=neutralize_command(body),
                 output_channel=self.output(language),
@@ -307,7 +325,12 @@ class WhatsAppInput(InputChannel):
                 url = (form.get(f"MediaUrl{n}") or [""])[0]
                 if url:
                     media.append({"url": url, "content_type": (form.get(f"MediaContentType{n}") or [""])[0]})
-            if not await asyncio.to_thread(_store_inbound, sid, phone, body, media):
+            # Stored before Twilio gets its 200, on threads of its own so the
+            # acknowledgement never queues behind turns in progress.
+            stored = await asyncio.get_running_loop().run_in_executor(
+                self.ack_pool, _store_inbound, sid, phone, body, media
+            )
+            if not stored:
                 return response.text(EMPTY_TWIML, content_type="text/xml")  # replay: acknowledged, dropped
             if is_opt_out_keyword(body):
                 request.app.add_task(self._opt_out(sid, phone, body))

@@ -151,6 +151,10 @@ def test_independent_scenarios_reach_the_right_ledger_effect(stack, capsys: pyte
         results[scenario["lang"]].append(not problems)
         if problems:
             failures.append(f"{scenario['id']}: {problems}\n    " + "\n    ".join(transcript))
+    # Leave the demo as other suites expect it: a fresh ledger, forgotten conversations.
+    reset_ledger(stack.database_url)
+    for phone in {scenario["phone"] for scenario in scenarios}:
+        stack.restart(phone)
     with capsys.disabled():
         for lang, outcomes in sorted(results.items()):
             print(f"\n[{lang}] scenarios with the right ledger effect: {sum(outcomes)}/{len(outcomes)}")

@@ -290,3 +290,35 @@ def test_year_end_rolls_over() -> None:
     assert resolve_date("el 2", "es", new_years_eve) == d(1, 2, 2027)
     assert resolve_date("next week", "en", new_years_eve) == d(1, 10, 2027)
     assert resolve_date("el próximo mes", "es", new_years_eve) == d(1, 31, 2027)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        # A message about a payment already made reads unanchored days backwards.
+        ("ya pague el lunes", "es", d(11, 16)),
+        ("ya le deposite el 15", "es", d(11, 15)),
+        ("ya lo liquide en septiembre", "es", d(9, 30)),
+        ("paid on monday, check again", "en", d(11, 16)),
+        ("I sent it friday", "en", d(11, 13)),
+        ("paid it off in october", "en", d(10, 31)),
+        # ...but not when the debtor also talks about the future.
+        ("ya pague una parte y el lunes te pago el resto", "es", d(11, 23)),
+        ("I paid half, will pay the rest friday", "en", d(11, 20)),
+        # Parts of a day, last week / last month.
+        ("hoy en la noche te transfiero", "es", d(11, 18)),
+        ("anoche le deposite", "es", d(11, 17)),
+        ("la semana pasada", "es", d(11, 15)),
+        ("el mes pasado", "es", d(10, 31)),
+        ("i paid this morning", "en", d(11, 18)),
+        ("my girlfriend paid it last night", "en", d(11, 17)),
+        ("sent the money last week", "en", d(11, 15)),
+        # A specific day beats a range; a rhythm is not a date.
+        ("short this month but ill pay 100 on the 28th", "en", d(11, 28)),
+        ("y de a mil por quincena?", "es", None),
+        ("el pago del 20 de cuanto es", "es", d(11, 20)),
+        ("gonna send the rest on payday", "en", None),
+    ],
+)
+def test_context_and_parts_of_the_day(text: str, lang: str, expected: Optional[dt.date]) -> None:
+    assert resolve_date(text, lang, TODAY) == expected

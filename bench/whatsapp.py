@@ -1,0 +1,234 @@
+"""Benchmark: the WhatsApp channel against Rasa's stock REST channel.
+
+Starts the action server and one Rasa server (trained model, demo ledger in a
+temporary SQLite file, local mode) with both channels, then, for 1, 10 and 30
+concurrent conversations, drives the same turns through
+
+* the WhatsApp webhook (signed with twilio's RequestValidator): the
+  acknowledgement latency (POST until Twilio would get its 200) and the
+  end-to-end turn latency (inbound stored until it is `processed`, its
+  replies recorded in the outbox, by the server's timestamps);
+* the REST channel: POST until the replies come back (its turn latency).
+
+Prints p50/p95 per measure and turns per second per channel. Run with
+`make bench` or `.venv/bin/python bench/whatsapp.py [--turns N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cobrador.whatsapp.simulator import signed_form, twilio_fields  # noqa: E402
+
+TOKEN = "bench-local-token"
+TURNS = ["hola", "quien habla?", "eres un robot?", "que clima hace", "gracias"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def wait_http(url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{url} did not come up")
+
+
+class Ledger:
+    """Read-only polling of the message log (plain sqlite3: never takes the write lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.local = threading.local()
+
+    def turn(self, sid: str) -> float | None:
+        """Seconds from storing the inbound message to finishing its turn, once processed."""
+        if not hasattr(self.local, "db"):
+            self.local.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        row = self.local.db.execute(
+            "SELECT status, julianday(updated_at) - julianday(created_at) FROM messages WHERE provider_sid = ?",
+            (sid,),
+        ).fetchone()
+        return row[1] * 86400 if row and row[0] == "processed" else None
+
+
+def scratch_postgres(server: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS cobrador_bench"))
+        connection.execute(text("CREATE DATABASE cobrador_bench"))
+    admin.dispose()
+    return f"{server}/cobrador_bench"
+
+
+class PostgresLedger:
+    """The same query on PostgreSQL, one connection per client thread."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url, future=True, pool_size=32)
+
+    def turn(self, sid: str) -> float | None:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT status, EXTRACT(EPOCH FROM updated_at - created_at) FROM messages WHERE provider_sid = :sid"
+                ),
+                {"sid": sid},
+            ).first()
+        return float(row[1]) if row and row[0] == "processed" else None
+
+
+def webhook_conversation(base: str, ledger: Ledger, phone: str, turns: int) -> tuple[list[float], list[float]]:
+    acks, e2e = [], []
+    url = base + "/webhooks/whatsapp/webhook"
+    for n in range(turns):
+        fields, signature = signed_form(TOKEN, url, twilio_fields(phone, TURNS[n % len(TURNS)], []))
+        started = time.perf_counter()
+        answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=30)
+        acks.append(time.perf_counter() - started)
+        assert answer.status_code == 200, answer.text
+        # The turn is timed by the server (stored -> processed, its replies
+        # recorded); the client only waits for it before the next turn.
+        while (took := ledger.turn(fields["MessageSid"])) is None:
+            if time.perf_counter() - started > 120:
+                raise SystemExit(f"turn {fields['MessageSid']} never processed")
+            time.sleep(0.05)
+        e2e.append(took)
+    return acks, e2e
+
+
+def rest_conversation(base: str, phone: str, turns: int) -> list[float]:
+    latencies = []
+    for n in range(turns):
+        started = time.perf_counter()
+        answer = requests.post(
+            base + "/webhooks/rest/webhook", json={"sender": phone, "message": TURNS[n % len(TURNS)]}, timeout=120
+        )
+        latencies.append(time.perf_counter() - started)
+        assert answer.status_code == 200
+    return latencies
+
+
+def ms(values: list[float]) -> str:
+    return f"p50={statistics.median(values) * 1000:.0f} ms p95={percentile(values, 95) * 1000:.0f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=5, help="turns per conversation")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the ledger on this PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432); "
+        "a scratch database cobrador_bench is created there",
+    )
+    args = parser.parse_args()
+    model = ROOT / "models" / "cobrador.tar.gz"
+    if not model.exists():
+        print("no model: run `make train`", file=sys.stderr)
+        return 2
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as folder:
+        ledger_path = Path(folder) / "ledger.db"
+        database_url = f"sqlite:///{ledger_path}"
+        if args.postgres:
+            database_url = scratch_postgres(args.postgres.rstrip("/"))
+        actions_port, rasa_port = free_port(), free_port()
+        base = f"http://127.0.0.1:{rasa_port}"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "COBRADOR_LOCAL_TOKEN": TOKEN,
+            "COBRADOR_PUBLIC_URL": base,
+        }
+        for variable in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM"):
+            env.pop(variable, None)
+        subprocess.run(
+            [sys.executable, "-m", "cobrador", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+        subprocess.run(
+            [sys.executable, "-m", "cobrador", "demo", "load"], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+        credentials = Path(folder) / "credentials.yml"
+        credentials.write_text("cobrador.whatsapp.channel.WhatsAppInput:\nrest:\n", encoding="utf-8")
+        endpoints = Path(folder) / "endpoints.yml"
+        endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n', encoding="utf-8")
+        log = open(Path(folder) / "servers.log", "w")
+        processes = [
+            subprocess.Popen([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port)], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT),
+            subprocess.Popen([str(bin_dir / "rasa"), "run", "--model", str(model), "--endpoints", str(endpoints),
+                              "--credentials", str(credentials), "--port", str(rasa_port)], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT),
+        ]  # fmt: skip
+        try:
+            wait_http(f"http://127.0.0.1:{actions_port}/health")
+            wait_http(base + "/webhooks/rest/")
+            ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
+            print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
+            rest_conversation(base, "+525590000000", 2)  # warm-up
+            for concurrency in (1, 10, 30):
+                phones = [f"+5255{91000000 + concurrency * 100 + i:08d}" for i in range(concurrency)]
+                started = time.perf_counter()
+                with ThreadPoolExecutor(concurrency) as pool:
+                    results = list(pool.map(lambda p: webhook_conversation(base, ledger, p, args.turns), phones))
+                webhook_wall = time.perf_counter() - started
+                acks = [a for r in results for a in r[0]]
+                e2e = [e for r in results for e in r[1]]
+                phones = [f"+5255{92000000 + concurrency * 100 + i:08d}" for i in range(concurrency)]
+                started = time.perf_counter()
+                with ThreadPoolExecutor(concurrency) as pool:
+                    rest = [x for r in pool.map(lambda p: rest_conversation(base, p, args.turns), phones) for x in r]
+                rest_wall = time.perf_counter() - started
+                print(
+                    f"{concurrency:>2} concurrent: webhook ack {ms(acks)}; webhook turn {ms(e2e)}; "
+                    f"{len(e2e) / webhook_wall:.1f} turns/s | "
+                    f"REST turn {ms(rest)}; {len(rest) / rest_wall:.1f} turns/s",
+                    flush=True,
+                )
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
