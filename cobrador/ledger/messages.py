@@ -14,8 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from cobrador.ledger.models import Debtor, Message, utcnow
@@ -49,38 +48,45 @@ def _view(row: Message) -> LoggedMessage:
     )  # fmt: skip
 
 
-def _debtor_id(session: Session, phone: str) -> Optional[int]:
-    return session.execute(select(Debtor.id).where(Debtor.phone == phone)).scalar_one_or_none()
+def _insert_ignoring_duplicates(session: Session, values: dict[str, Any]) -> bool:
+    """One INSERT that does nothing when the MessageSid is already stored."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database {dialect}")
+    statement = insert(Message).values(**values).on_conflict_do_nothing(index_elements=["provider_sid"])
+    return session.execute(statement).rowcount == 1
 
 
 def record_inbound(
     session: Session, provider_sid: str, phone: str, body: str, media: Sequence[dict[str, Any]] = ()
 ) -> bool:
-    """Stores an inbound message once.
+    """Stores an inbound message once, in a single statement (this is on the
+    path that must answer Twilio quickly).
 
     Returns:
         True if it is new; False if that MessageSid was already stored (a
-        replay), in which case nothing changes.
+        replay, possibly a concurrent one), in which case nothing changes.
     """
-    if session.execute(select(Message.id).where(Message.provider_sid == provider_sid)).first():
-        return False
-    try:
-        with session.begin_nested():
-            session.add(
-                Message(
-                    debtor_id=_debtor_id(session, phone),
-                    phone=phone,
-                    direction="inbound",
-                    provider_sid=provider_sid,
-                    body=body,
-                    media=list(media),
-                    status="received",
-                    sender="debtor",
-                )
-            )
-    except IntegrityError:  # a concurrent replay won the race
-        return False
-    return True
+    now = utcnow()
+    return _insert_ignoring_duplicates(
+        session,
+        {
+            "debtor_id": select(Debtor.id).where(Debtor.phone == phone).scalar_subquery(),
+            "phone": phone,
+            "direction": "inbound",
+            "provider_sid": provider_sid,
+            "body": body,
+            "media": list(media),
+            "status": "received",
+            "sender": "debtor",
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
 
 
 def set_inbound_status(session: Session, provider_sid: str, status: str) -> None:
@@ -112,8 +118,9 @@ def record_outbound(
     template_sid: Optional[str] = None,
 ) -> int:
     """Stores an outbound message before it is sent; returns its id."""
-    row = Message(
-        debtor_id=_debtor_id(session, phone),
+    now = utcnow()
+    statement = insert(Message).values(
+        debtor_id=select(Debtor.id).where(Debtor.phone == phone).scalar_subquery(),
         phone=phone,
         direction="outbound",
         body=body,
@@ -121,10 +128,10 @@ def record_outbound(
         status=status,
         sender=sender,
         template_sid=template_sid,
+        created_at=now,
+        updated_at=now,
     )
-    session.add(row)
-    session.flush()
-    return row.id
+    return int(session.execute(statement).inserted_primary_key[0])
 
 
 def mark_outbound(

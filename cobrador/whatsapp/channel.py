@@ -236,12 +236,13 @@ def _set_status(sid: str, status: str) -> None:
 
 def _begin_processing(sid: str, phone: str) -> str:
     """Marks the message as being processed; returns the debtor's language."""
-    from cobrador.ledger.lookups import find_debtor
+    from sqlalchemy import select
+
+    from cobrador.ledger.models import Debtor
 
     with session_scope() as session:
         messages.set_inbound_status(session, sid, "processing")
-        debtor = find_debtor(session, phone)
-        return debtor.language if debtor else "es"
+        return session.execute(select(Debtor.language).where(Debtor.phone == phone)).scalar_one_or_none() or "es"
 
 
 def _language(phone: str) -> str:
