@@ -154,10 +154,19 @@ class WhatsAppOutput(OutputChannel):
     A failed send is recorded as failed and never raises: the turn is kept.
     """
 
-    def __init__(self, settings: ChannelSettings, sender: Optional[TwilioSender], language: str = "es") -> None:
+    def __init__(
+        self,
+        settings: ChannelSettings,
+        sender: Optional[TwilioSender],
+        language: str = "es",
+        outbox: Optional[list[tuple[str, str, list, str]]] = None,
+    ) -> None:
         self.settings = settings
         self.sender = sender
         self.language = language
+        # Local mode collects a turn's replies here; the channel writes them to
+        # the outbox together with the "processed" mark, in one transaction.
+        self.outbox = outbox
 
     @classmethod
     def name(cls) -> str:
@@ -182,6 +191,9 @@ class WhatsAppOutput(OutputChannel):
 
     async def deliver(self, phone: str, body: str, media_urls: tuple | list = (), sender: str = "bot") -> int:
         media = [{"url": url} for url in media_urls]
+        if self.sender is None and self.outbox is not None:
+            self.outbox.append((phone, body, media, sender))
+            return 0
         message_id = await asyncio.to_thread(_store_outbound, phone, body, media, sender)
         if self.sender is None:
             return message_id  # local mode: the outbox (the simulator shows it)
@@ -232,6 +244,16 @@ def _store_inbound(sid: str, phone: str, body: str, media: list) -> bool:
 def _set_status(sid: str, status: str) -> None:
     with session_scope() as session:
         messages.set_inbound_status(session, sid, status)
+
+
+def _finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
+    """The turn's replies (local mode) and the "processed" mark, atomically:
+    a crash before this leaves the message pending with no half-written
+    answer, and it is answered once after the restart."""
+    with session_scope() as session:
+        for phone, body, media, sender in outbox:
+            messages.record_outbound(session, phone, body, sender=sender, media=media)
+        messages.set_inbound_status(session, sid, "processed")
 
 
 def _begin_processing(sid: str, phone: str) -> str:
@@ -292,9 +314,10 @@ class WhatsAppInput(InputChannel):
 
         async def run_turn(sid: str, phone: str, body: str, metadata: dict[str, Any]) -> None:
             language = await asyncio.to_thread(_begin_processing, sid, phone)
+            outbox: Optional[list] = [] if self.sender is None else None
             message = UserMessage(
                 text=neutralize_command(body),
-                output_channel=self.output(language),
+                output_channel=WhatsAppOutput(self.settings, self.sender, language, outbox),
                 sender_id=phone,
                 input_channel=self.name(),
                 message_id=sid,
@@ -305,7 +328,7 @@ class WhatsAppInput(InputChannel):
             except Exception:  # noqa: BLE001 - keep it pending; retried on restart
                 logger.exception("processing %s failed; it stays pending", sid)
                 return
-            await asyncio.to_thread(_set_status, sid, "processed")
+            await asyncio.to_thread(_finish_turn, sid, outbox or [])
 
         @hook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
