@@ -11,18 +11,23 @@ from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from cobrador.ledger.db import session_scope
+from cobrador.ledger.lookups import creditor_view, find_debtor, first_creditor_id
 from cobrador.ledger.phones import try_e164
-from cobrador.ledger.queries import DebtorContext, debtor_context
 
 DEFAULT_COMPANY = os.environ.get("COBRADOR_COMPANY_NAME", "Cobrador")
 
 
-def _lookup(sender_id: str) -> Optional[DebtorContext]:
+def _lookup(sender_id: str) -> Optional[tuple[str, Optional[str]]]:
+    """(language, collecting company) of the debtor behind `sender_id`, or None."""
     phone = try_e164(sender_id)
     if phone is None:
         return None
     with session_scope() as session:
-        return debtor_context(session, phone)
+        debtor = find_debtor(session, phone)
+        if debtor is None:
+            return None
+        creditor_id = first_creditor_id(session, debtor.id)
+        return debtor.language, creditor_view(session, creditor_id).collector_name if creditor_id else None
 
 
 class ActionSessionStart(Action):
@@ -44,7 +49,7 @@ class ActionSessionStart(Action):
         language = tracker.get_slot("language") or "es"
         company = DEFAULT_COMPANY
         if context is not None:
-            language = context.language
-            company = context.collector_name or DEFAULT_COMPANY
+            language = context[0]
+            company = context[1] or DEFAULT_COMPANY
         events += [SlotSet("language", language), SlotSet("company_name", company), ActionExecuted("action_listen")]
         return events
