@@ -23,6 +23,7 @@ worker thread.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -41,7 +42,8 @@ from cobrador.policy.plan_options import PlanOption, PlanPolicy, plan_options
 from cobrador.policy.promises import check_promise
 from cobrador.policy.verification import MAX_ATTEMPTS, identifier_matches, name_matches
 
-DEFAULT_COMPANY = "Cobrador"
+# The operating company, named to unknown numbers (same variable as action_session_start).
+DEFAULT_COMPANY = os.environ.get("COBRADOR_COMPANY_NAME", "Cobrador")
 DEFAULT_TIMEZONE = "America/Mexico_City"
 # Below this NLU confidence a message is treated as not understood.
 CONFIDENCE_FLOOR = 0.4
