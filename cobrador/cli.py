@@ -90,6 +90,42 @@ def _cmd_debtor_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_escalations_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from cobrador.ledger.db import session_scope
+    from cobrador.ledger.models import Escalation
+
+    with session_scope() as session:
+        rows = session.execute(
+            select(Escalation).where(Escalation.status.in_(("open", "assigned"))).order_by(Escalation.created_at)
+        ).scalars()
+        for row in rows:
+            summary = " ".join(row.summary.split())[:80]
+            opened = f"{row.created_at:%Y-%m-%d %H:%M}"
+            print(f"{row.case_number}\t{row.reason}\t{row.status}\t{row.phone}\t{opened}\t{summary}")
+    return EXIT_OK
+
+
+def _cmd_escalations_resolve(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from cobrador.ledger.commands import resolve_escalation
+    from cobrador.ledger.db import session_scope
+    from cobrador.ledger.models import Escalation
+
+    with session_scope() as session:
+        escalation = session.execute(
+            select(Escalation).where(Escalation.case_number == args.case.upper())
+        ).scalar_one_or_none()
+        if escalation is None:
+            print(f"error: no escalation {args.case}", file=sys.stderr)
+            return EXIT_PARTIAL
+        resolve_escalation(session, escalation.id, status="closed" if args.close else "resolved")
+    print(f"{args.case.upper()} {'closed' if args.close else 'resolved'}: the bot answers {escalation.phone} again")
+    return EXIT_OK
+
+
 def _cmd_demo_load(args: argparse.Namespace) -> int:
     from cobrador.ledger.db import session_scope
     from cobrador.ledger.demo import is_empty, load_demo
@@ -166,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("phone")
     show.add_argument("--json", action="store_true", help="the documented JSON form (schema cobrador.debtor/1)")
     show.set_defaults(func=_cmd_debtor_show)
+
+    escalations = commands.add_parser("escalations", help="conversations handed to a person")
+    escalation_commands = escalations.add_subparsers(dest="escalation_command", required=True, metavar="ACTION")
+    escalation_commands.add_parser("list", help="open and assigned escalations, oldest first").set_defaults(
+        func=_cmd_escalations_list
+    )
+    resolve = escalation_commands.add_parser("resolve", help="resolve a case and return the conversation to the bot")
+    resolve.add_argument("case", help="case number, e.g. DSP-000042")
+    resolve.add_argument("--close", action="store_true", help="close it instead of resolving it")
+    resolve.set_defaults(func=_cmd_escalations_resolve)
 
     demo = commands.add_parser("demo", help="the demo portfolio")
     demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")

@@ -90,3 +90,20 @@ def test_show_text_and_unknown_phone(ledger_url: str, capsys) -> None:
     assert main(["debtor", "show", "+52 55 9999 9999"]) == 1
     assert "no debtor with phone +525599999999" in capsys.readouterr().err
     assert main(["debtor", "show", "hola"]) == 2
+
+
+def test_escalations_are_listed_and_resolving_one_returns_the_conversation(ledger_url: str, capsys) -> None:
+    from cobrador.ledger.lookups import is_paused
+
+    with session_scope() as session:
+        load_demo(session, dt.date.today())
+    assert main(["escalations", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    cases = {line.split("\t")[3]: line.split("\t")[0] for line in listed}
+    assert set(cases) == {"+529981230004", "+13035550172"} and all(c.startswith("DSP-") for c in cases.values())
+    with session_scope() as session:
+        assert is_paused(session, "+529981230004")
+    assert main(["escalations", "resolve", cases["+529981230004"].lower()]) == 0
+    with session_scope() as session:
+        assert not is_paused(session, "+529981230004")
+    assert main(["escalations", "resolve", "DSP-999999"]) == 1
