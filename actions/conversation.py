@@ -34,8 +34,8 @@ def _clock() -> Callable[[], dt.datetime]:
 
 def document_url(kind: str, object_id: int, language: str) -> str:
     """An expiring signed link to a PDF the WhatsApp channel serves."""
-    from cobrador.whatsapp.channel import ChannelSettings
     from cobrador.whatsapp.documents import media_key, url
+    from cobrador.whatsapp.settings import ChannelSettings
 
     settings = ChannelSettings.from_env()
     return url(settings.public_url, media_key(settings.auth_token), kind, object_id, language)

@@ -34,10 +34,7 @@ import asyncio
 import logging
 import os
 import re
-import secrets
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 from urllib.parse import parse_qs
 
@@ -53,14 +50,13 @@ from cobrador.ledger import commands, messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
-from cobrador.whatsapp.twilio_api import OUTSIDE_WINDOW, SendError, TwilioConfig, TwilioSender, split_body
+from cobrador.whatsapp.settings import ChannelSettings
+from cobrador.whatsapp.twilio_api import OUTSIDE_WINDOW, SendError, TwilioSender, split_body
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/whatsapp/webhook"
-STATUS_PATH = "/webhooks/whatsapp/status"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-LOCAL_TOKEN_FILE = Path("var/local_twilio_token")
 
 # Honoured before NLU, whole message only (case, accents and punctuation ignored).
 OPT_OUT_KEYWORDS = {
@@ -88,59 +84,6 @@ class _Form(dict):
 def parse_form(body: bytes) -> _Form:
     """The raw body as form fields, blank ones included (Sanic's form drops them)."""
     return _Form(parse_qs(body.decode("utf-8"), keep_blank_values=True))
-
-
-@dataclass(frozen=True)
-class ChannelSettings:
-    """How the channel talks to Twilio, or that it runs locally."""
-
-    auth_token: str
-    public_url: str
-    twilio: Optional[TwilioConfig]  # None: local mode, outbound goes to the outbox
-    reengage_templates: dict[str, str]
-
-    @property
-    def local(self) -> bool:
-        return self.twilio is None
-
-    @classmethod
-    def from_env(cls, credentials: Optional[dict[str, Any]] = None) -> ChannelSettings:
-        values = {
-            **{k.lower(): v for k, v in os.environ.items()},
-            **{k.lower(): v for k, v in (credentials or {}).items() if v},
-        }
-        public_url = str(values.get("cobrador_public_url") or values.get("public_url") or "http://127.0.0.1:5005")
-        sid, token = values.get("twilio_account_sid"), values.get("twilio_auth_token")
-        whatsapp_from = values.get("twilio_whatsapp_from")
-        templates = {
-            lang: str(values[f"twilio_reengage_template_{lang}"])
-            for lang in ("es", "en")
-            if values.get(f"twilio_reengage_template_{lang}")
-        }
-        if sid and token and whatsapp_from:
-            twilio = TwilioConfig(
-                account_sid=str(sid),
-                auth_token=str(token),
-                whatsapp_from=str(whatsapp_from),
-                status_callback=public_url.rstrip("/") + STATUS_PATH,
-                api_base=str(values.get("twilio_api_base") or "https://api.twilio.com"),
-            )
-            return cls(str(token), public_url.rstrip("/"), twilio, templates)
-        return cls(local_token(), public_url.rstrip("/"), None, templates)
-
-
-def local_token() -> str:
-    """The signing secret of local mode: `COBRADOR_LOCAL_TOKEN`, or one generated once per machine."""
-    token = os.environ.get("COBRADOR_LOCAL_TOKEN")
-    if token:
-        return token
-    if LOCAL_TOKEN_FILE.exists():
-        return LOCAL_TOKEN_FILE.read_text(encoding="utf-8").strip()
-    LOCAL_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(20)
-    LOCAL_TOKEN_FILE.write_text(token, encoding="utf-8")
-    LOCAL_TOKEN_FILE.chmod(0o600)
-    return token
 
 
 def _buttons_menu(text: str, buttons: list[dict[str, Any]]) -> str:

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message
-from cobrador.whatsapp.channel import ChannelSettings, WhatsAppOutput
+from cobrador.whatsapp.channel import WhatsAppOutput
+from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import SendError, TwilioConfig, TwilioSender, split_body
 
 SID, TOKEN = "AC" + "1" * 32, "secret-token"
