@@ -227,7 +227,7 @@ def next_window_start(now: dt.datetime, timezone: str, rules: ContactRules) -> d
 
 def _next_start(now: dt.datetime, zone: ZoneInfo, rules: ContactRules) -> dt.datetime:
     local = now.astimezone(zone)
-    day = local.date() if local.time() < rules.window_start else local.date() + dt.timedelta(days=1)
+    day = local.date() if local.time() <= rules.window_start else local.date() + dt.timedelta(days=1)
     # Aware datetimes in the same zone compare by wall clock, ignoring fold: compare in UTC.
     candidates = [
         dt.datetime.combine(day, rules.window_start, tzinfo=zone).replace(fold=fold).astimezone(_UTC) for fold in (0, 1)

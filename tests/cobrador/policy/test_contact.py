@@ -27,8 +27,8 @@ from cobrador.policy.contact import (
     PERMANENT_REASONS,
     WRONG_NUMBER,
     ContactRules,
-    Decision,
     DebtorState,
+    Decision,
     decide,
     in_window,
     next_window_start,
@@ -177,6 +177,7 @@ NIGHT = ContactRules.from_strings("01:30", "05:00", 7)
         # A start in the repeated hour: the first occurrence not yet passed.
         (NEW_YORK, NIGHT, "2026-11-01 05:10", "2026-11-01 05:30"),  # 01:10 EDT -> 01:30 EDT
         (NEW_YORK, NIGHT, "2026-11-01 06:10", "2026-11-01 06:30"),  # 01:10 EST -> 01:30 EST
+        (NEW_YORK, NIGHT, "2026-11-01 05:30", "2026-11-01 05:30"),  # exactly 01:30 EDT: now, not 01:30 EST
         (NEW_YORK, NIGHT, "2026-11-01 05:40", "2026-11-02 06:30"),  # 01:40 EDT is in the window -> tomorrow
     ],
 )
@@ -217,7 +218,7 @@ WEEK = dt.timedelta(days=7)
         # 7 in the period: the 8th waits until the oldest expires.
         ((6 * D, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-16 18:00"),
         ((6 * D + 2 * H, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-16 16:00"),
-        ((H, 2 * H, 3 * H, 4 * H, 5 * H, 6 * H, 7 * H), CAP_REACHED, "2026-07-22 11:00"),  # all today
+        ((H, 2 * H, 3 * H, 4 * H, 5 * H, 6 * H, 7 * H), CAP_REACHED, "2026-07-22 13:00"),  # all today; 05:00 -> 07:00
         ((D, H, 6 * D, 3 * D, 2 * D, 5 * D, 4 * D), CAP_REACHED, "2026-07-16 18:00"),  # order does not matter
         # The period's edges: now - 7 days < t <= now.
         ((WEEK, 5 * D, 4 * D, 3 * D, 2 * D, D, H), ALLOWED, None),  # exactly 7 days ago no longer counts
@@ -229,10 +230,10 @@ WEEK = dt.timedelta(days=7)
         ((6 * D, 5 * D + H, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-17 17:00"),
         ((6 * D, 5 * D + H, 5 * D, 4 * D, 3 * D, 2 * D, D, 2 * H, H), CAP_REACHED, "2026-07-17 18:00"),
         # The oldest expires outside the window: wait for the next start.
-        ((6 * D - 10 * H, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-17 13:00"),  # 02:00 -> 07:00
+        ((6 * D - 10 * H, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-17 13:00"),  # 22:00 -> 07:00
         ((6 * D - 4 * H, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-16 22:00"),  # 16:00, in window
-        ((6 * D - 10 * H - S, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-16 03:59:59"),  # 21:59:59
-        ((6 * D - 10 * H + S, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-17 13:00"),  # 21:59:59 ... 22:00:00
+        ((6 * D - 10 * H + S, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-17 03:59:59"),  # 21:59:59
+        ((6 * D - 10 * H - S, 5 * D, 4 * D, 3 * D, 2 * D, D, H), CAP_REACHED, "2026-07-17 13:00"),  # 22:00:01 -> 07:00
     ],
 )
 def test_cap_in_mexico_city(attempts: tuple[dt.timedelta, ...], reason: str, next_allowed_at: Optional[str]) -> None:
@@ -299,7 +300,7 @@ def test_sending_day_after_day_until_the_cap_then_waiting_for_the_oldest() -> No
     # 07:00 to 19:00 on the first day: seven attempts, the 8th (21:00) blocked.
     assert sent == [utc("2026-07-06 13:00") + n * 2 * H for n in range(7)]
     assert first_block == Decision(allowed=False, reason=CAP_REACHED, next_allowed_at=utc("2026-07-13 13:00"))
-    # A second before the oldest expires: still blocked; at that moment: allowed.
+    # It expires at 07:00, the window start: blocked a second before (window first), allowed then.
     assert decide(utc("2026-07-13 12:59:59"), debtor, MX).reason == OUTSIDE_WINDOW
     assert decide(utc("2026-07-13 13:00"), debtor, MX).reason == ALLOWED
     # After one more attempt at 07:00 the next one waits for the second oldest (09:00).
@@ -359,13 +360,11 @@ def test_every_block_at_once_reports_opt_out() -> None:
     [
         (NIGHT_CDMX, FULL_WEEK, Decision(False, OUTSIDE_WINDOW, utc("2026-07-16 13:00"))),  # window before cap
         (NIGHT_CDMX, (), Decision(False, OUTSIDE_WINDOW, utc("2026-07-16 13:00"))),
-        (NOON_CDMX, FULL_WEEK, Decision(False, CAP_REACHED, utc("2026-07-16 13:00"))),  # oldest 08-Jul 11:00 local
+        (NOON_CDMX, FULL_WEEK, Decision(False, CAP_REACHED, utc("2026-07-16 17:00"))),  # oldest 09-Jul 11:00 local
         (NOON_CDMX, (), Decision(True, ALLOWED, None)),
     ],
 )
-def test_window_is_checked_before_cap(
-    now: dt.datetime, attempts: tuple[dt.datetime, ...], expected: Decision
-) -> None:
+def test_window_is_checked_before_cap(now: dt.datetime, attempts: tuple[dt.datetime, ...], expected: Decision) -> None:
     assert decide(now, DebtorState(timezone=CDMX, attempts=attempts), MX) == expected
 
 
