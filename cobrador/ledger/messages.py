@@ -173,13 +173,3 @@ def conversation(session: Session, phone: str, after_id: int = 0, limit: int = 2
         select(Message).where(Message.phone == phone, Message.id > after_id).order_by(Message.id).limit(limit)
     ).scalars()
     return [_view(r) for r in rows]
-
-
-def last_inbound_at(session: Session, phone: str) -> Optional[dt.datetime]:
-    """When the debtor last wrote: the start of WhatsApp's 24-hour window."""
-    return session.execute(
-        select(Message.created_at)
-        .where(Message.phone == phone, Message.direction == "inbound")
-        .order_by(Message.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
