@@ -104,6 +104,7 @@ format: venv
 bench: setup train
 	$(PY) bench/import_portfolio.py
 	$(PY) bench/nlu.py
+	$(PY) bench/whatsapp.py
 
 # Regenerate the lock from requirements.in in a scratch venv (needs the registry).
 lock:
