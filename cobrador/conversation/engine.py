@@ -120,6 +120,7 @@ class _Context:
     out: list[str] = field(default_factory=list)
     paused: bool = False
     documents: list[tuple[str, int]] = field(default_factory=list)
+    _entities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def say(self, key: str, **values: object) -> None:
         self.out.append(say(key, self.lang, **values))
@@ -136,12 +137,16 @@ class _Context:
 
     def entities(self, text: str) -> dict[str, Any]:
         """Entities of `text` read in the conversation language, or in the other
-        one when that finds nothing (debtors switch: "ok te pago next friday")."""
-        found = extract_entities(text, self.lang, self.today)
-        if not found.keys() & {"date", "amount"}:
-            other = extract_entities(text, "en" if self.lang == "es" else "es", self.today)
-            found = {**other, **found} if other.keys() & {"date", "amount"} else found
-        return found
+        one when that finds nothing (debtors switch: "ok te pago next friday").
+        Read once per text and language in a turn."""
+        key = (text, self.lang)
+        if key not in self._entities:
+            found = extract_entities(text, self.lang, self.today)
+            if not found.keys() & {"date", "amount"}:
+                other = extract_entities(text, "en" if self.lang == "es" else "es", self.today)
+                found = {**other, **found} if other.keys() & {"date", "amount"} else found
+            self._entities[key] = found
+        return dict(self._entities[key])
 
     def money(self, amount: Decimal, currency: Optional[str] = None) -> str:
         return format_money(amount, currency or self._currency(), self.lang)
@@ -226,11 +231,11 @@ class Conversation:
 
     def _silenced(self, session, ctx: _Context) -> bool:  # noqa: ANN001
         """Paused for an agent, opted out, or a wrong number: the bot says nothing."""
-        if lookups.is_paused(session, ctx.turn.sender):
-            return True
-        if lookups.is_opted_out(session, ctx.turn.sender):
-            return True
-        return bool(ctx.debtor and ctx.debtor.wrong_number and ctx.debtor.phone == ctx.turn.sender)
+        debtor = ctx.debtor
+        if debtor is not None and debtor.phone == ctx.turn.sender:
+            # The debtor's view already answered all three for this phone.
+            return debtor.paused or debtor.opted_out or debtor.wrong_number
+        return lookups.is_paused(session, ctx.turn.sender) or lookups.is_opted_out(session, ctx.turn.sender)
 
     # --- routing ------------------------------------------------------------
     def _dispatch(self, session, ctx: _Context) -> None:  # noqa: ANN001

@@ -277,6 +277,17 @@ def _month_span(year: int, month: int) -> DateSpan:
     return DateSpan(dt.date(year, month, 1), month_end(year, month), MONTH)
 
 
+def _last_week(match: re.Match, today: dt.date) -> DateSpan:
+    """ "la semana pasada", "last week": the previous calendar week, in the past."""
+    return replace(_week(monday_of(today) - dt.timedelta(7)), past=True)
+
+
+def _last_month(match: re.Match, today: dt.date) -> DateSpan:
+    """ "el mes pasado", "last month": the previous calendar month, in the past."""
+    previous = today - relativedelta(months=1)
+    return replace(_month_span(previous.year, previous.month), past=True)
+
+
 def _upcoming_month(today: dt.date, month: int) -> tuple[int, int]:
     """(year, month) of the next occurrence of `month`, this month included."""
     return (today.year if month >= today.month else today.year + 1), month
@@ -379,14 +390,8 @@ class _Grammar:
             lambda m, t: _single(t),
         )
         add(r"anoche|ayer\s+(?:en|por)\s+la\s+(?:noche|tarde|manana)", lambda m, t: _single(t - dt.timedelta(1), True))
-        add(
-            r"(?:la\s+)?semana\s+pasada|(?:la\s+)?pasada\s+semana",
-            lambda m, t: replace(_week(monday_of(t) - dt.timedelta(7)), past=True),
-        )
-        add(
-            r"(?:el\s+)?mes\s+pasado|(?:el\s+)?pasado\s+mes",
-            lambda m, t: replace(_month_span(*_ym(t - relativedelta(months=1))), past=True),
-        )
+        add(r"(?:la\s+)?semana\s+pasada|(?:la\s+)?pasada\s+semana", _last_week)
+        add(r"(?:el\s+)?mes\s+pasado|(?:el\s+)?pasado\s+mes", _last_month)
         add(
             r"(?:antier|antiayer|anteayer|antes\s+de\s+ayer|antes\s+de\s+antier)",
             lambda m, t: _single(t - dt.timedelta(days=3 if "antes de antier" in m[0] else 2), past=True),
@@ -529,14 +534,8 @@ class _Grammar:
         add(r"(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|tmr|tomorow)", lambda m, t: _single(t + dt.timedelta(2)))
         add(r"this\s+morning|earlier\s+today|later\s+today", lambda m, t: _single(t))
         add(r"last\s+night|yesterday\s+(?:morning|afternoon|evening)", lambda m, t: _single(t - dt.timedelta(1), True))
-        add(
-            r"(?:the\s+)?(?:last|past|previous)\s+week|a\s+week\s+ago\s+(?:sunday|today)",
-            lambda m, t: replace(_week(monday_of(t) - dt.timedelta(7)), past=True),
-        )
-        add(
-            r"(?:the\s+)?(?:last|past|previous)\s+month",
-            lambda m, t: replace(_month_span(*_ym(t - relativedelta(months=1))), past=True),
-        )
+        add(r"(?:the\s+)?(?:last|past|previous)\s+week", _last_week)
+        add(r"(?:the\s+)?(?:last|past|previous)\s+month", _last_month)
         add(r"(?:the\s+)?day\s+before\s+yesterday", lambda m, t: _single(t - dt.timedelta(2), past=True))
         add(r"yesterday|yday|yest", lambda m, t: _single(t - dt.timedelta(1), past=True))
         add(r"today|tonight|tonite|2day|2nite|this\s+(?:evening|afternoon)", lambda m, t: _single(t))
