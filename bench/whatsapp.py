@@ -17,11 +17,8 @@ Prints p50/p95 per measure and turns per second per channel. Run with
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,33 +31,16 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cobrador.devstack import MODEL, local_stack  # noqa: E402
 from cobrador.whatsapp.simulator import signed_form, twilio_fields  # noqa: E402
 
 TOKEN = "bench-local-token"
 TURNS = ["hola", "quien habla?", "eres un robot?", "que clima hace", "gracias"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def wait_http(url: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not come up")
 
 
 class Ledger:
@@ -180,54 +160,21 @@ def main() -> int:
         "a scratch database cobrador_bench is created there",
     )
     args = parser.parse_args()
-    model = ROOT / "models" / "cobrador.tar.gz"
-    if not model.exists():
+    if not MODEL.exists():
         print("no model: run `make train`", file=sys.stderr)
         return 2
-    bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as folder:
         ledger_path = Path(folder) / "ledger.db"
         database_url = f"sqlite:///{ledger_path}"
         if args.postgres:
             database_url = scratch_postgres(args.postgres.rstrip("/"))
-        actions_port, rasa_port = free_port(), free_port()
-        base = f"http://127.0.0.1:{rasa_port}"
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "RASA_TELEMETRY_ENABLED": "false",
-            "COBRADOR_LOCAL_TOKEN": TOKEN,
-            "COBRADOR_PUBLIC_URL": base,
-        }
-        for variable in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM"):
-            env.pop(variable, None)
-        subprocess.run(
-            [sys.executable, "-m", "cobrador", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True
-        )
-        subprocess.run(
-            [sys.executable, "-m", "cobrador", "demo", "load"], env=env, cwd=ROOT, check=True, capture_output=True
-        )
-        credentials = Path(folder) / "credentials.yml"
-        credentials.write_text("cobrador.whatsapp.channel.WhatsAppInput:\nrest:\n", encoding="utf-8")
-        endpoints = Path(folder) / "endpoints.yml"
-        endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n', encoding="utf-8")
-        log = open(Path(folder) / "servers.log", "w")
-        processes = [
-            subprocess.Popen([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port)], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT),
-            subprocess.Popen([str(bin_dir / "rasa"), "run", "--model", str(model), "--endpoints", str(endpoints),
-                              "--credentials", str(credentials), "--port", str(rasa_port)], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT),
-        ]  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{actions_port}/health")
-            wait_http(base + "/webhooks/rest/")
+        with local_stack(Path(folder), database_url, token=TOKEN) as stack:
+            base = stack.rasa_url
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
             print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
             rest_conversation(base, "+525590000000", 2)  # warm-up
             for concurrency in (1, 10, 30):
                 phones = [f"+5255{91000000 + concurrency * 100 + i:08d}" for i in range(concurrency)]
-                started = time.perf_counter()
                 with ThreadPoolExecutor(concurrency) as pool:
                     results = list(pool.map(lambda p: webhook_conversation(base, ledger, p, args.turns), phones))
                 acks = [a for r in results for a in r[0]]
@@ -245,11 +192,6 @@ def main() -> int:
                     f"REST turn {ms(rest)}; {len(rest) / rest_wall:.1f} turns/s",
                     flush=True,
                 )
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
     return 0
 
 

@@ -1,0 +1,147 @@
+"""A complete local bot for the end-to-end tests and the benchmarks.
+
+The action server and a Rasa server on free ports, with the trained model, a
+migrated ledger holding the demo portfolio, the WhatsApp channel in local
+mode (webhooks signed with a given token) and Rasa's REST channel. The REST
+channel has no authentication: this is for tests and benchmarks only, never
+for serving debtors (`make run` uses credentials.yml, which omits it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "cobrador.tar.gz"
+BIN = Path(sys.executable).parent
+TWILIO_VARIABLES = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    """Waits until `url` answers 200; fails with the log's tail if `process` dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not up after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class LocalStack:
+    """A running local bot: where it listens and how to start another Rasa server on it."""
+
+    folder: Path
+    database_url: str
+    env: dict[str, str]
+    actions_port: int
+    rasa_port: int
+    model: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://127.0.0.1:{self.actions_port}"
+
+    @property
+    def rasa_log(self) -> Path:
+        return self.folder / "rasa.log"
+
+    def launch_rasa(self, port: int, log: Path) -> subprocess.Popen:
+        """A Rasa server on `port` sharing this stack's ledger, actions and public URL."""
+        process = subprocess.Popen(
+            [str(BIN / "rasa"), "run", "--model", str(self.model), "--endpoints", str(self.folder / "endpoints.yml"),
+             "--credentials", str(self.folder / "credentials.yml"), "--port", str(port)],
+            cwd=ROOT, env=self.env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+
+@contextmanager
+def local_stack(
+    folder: Path,
+    database_url: str,
+    *,
+    token: str,
+    demo_today: Optional[str] = None,
+    extra_env: Optional[dict[str, str]] = None,
+    model: Path = MODEL,
+) -> Iterator[LocalStack]:
+    """Starts the bot, yields it once Rasa's channels answer, stops it at the end.
+
+    Args:
+        folder: where the credentials, endpoints and logs go.
+        database_url: the ledger; it is migrated and the demo loaded into it.
+        token: the local-mode signing token of the WhatsApp channel.
+        demo_today: the date the demo is written around (default: today).
+        extra_env: more variables for both servers (e.g. a pinned clock).
+        model: the trained model.
+    """
+    actions_port, rasa_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "COBRADOR_LOCAL_TOKEN": token,
+        "COBRADOR_PUBLIC_URL": f"http://127.0.0.1:{rasa_port}",
+        **(extra_env or {}),
+    }
+    for variable in TWILIO_VARIABLES:  # local mode, whatever the caller's shell has
+        env.pop(variable, None)
+    demo = ["--today", demo_today] if demo_today else []
+    subprocess.run([sys.executable, "-m", "cobrador", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "cobrador", "demo", "load", *demo], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+    (folder / "credentials.yml").write_text("cobrador.whatsapp.channel.WhatsAppInput:\nrest:\n", encoding="utf-8")
+    (folder / "endpoints.yml").write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n', encoding="utf-8"
+    )
+    stack = LocalStack(folder, database_url, env, actions_port, rasa_port, model)
+    try:
+        actions_log = folder / "actions.log"
+        actions = subprocess.Popen(
+            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(actions_port)],
+            cwd=ROOT, env=env, stdout=open(actions_log, "w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        stack.processes.append(actions)
+        rasa = stack.launch_rasa(rasa_port, stack.rasa_log)
+        wait_for(f"{stack.actions_url}/health", actions, 120, actions_log)
+        # The root answers before the model has loaded; the REST channel only after.
+        wait_for(f"{stack.rasa_url}/webhooks/rest/", rasa, 300, stack.rasa_log)
+        yield stack
+    finally:
+        for process in stack.processes:
+            process.terminate()
+        for process in stack.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
