@@ -20,7 +20,7 @@ def alembic_config(url: Optional[str] = None) -> Config:
     return config
 
 
-def upgrade(url: Optional[str] = None, revision: str = "head") -> None:
+def upgrade(url: Optional[str] = None, revision: str = "heads") -> None:
     """Brings the database at `url` up to `revision`."""
     command.upgrade(alembic_config(url), revision)
 

@@ -459,3 +459,7 @@ class OptOut(Base):
     keyword = Column(String(200))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     revoked_at = Column(DateTime(timezone=True))
+
+
+# Tables owned by other parts of the product, on the same metadata.
+from cobrador.ledger import models_console, models_outreach  # noqa: E402, F401
