@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -176,6 +177,13 @@ def _cmd_nlu_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from cobrador.whatsapp.ingest import serve
+
+    serve(args.host, args.port, args.rasa_url)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m cobrador`."""
     parser = argparse.ArgumentParser(prog="python -m cobrador", description="Cobrador: WhatsApp collections assistant")
@@ -212,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("case", help="case number, e.g. DSP-000042")
     resolve.add_argument("--close", action="store_true", help="close it instead of resolving it")
     resolve.set_defaults(func=_cmd_escalations_resolve)
+
+    ingest = commands.add_parser("ingest", help="serve Twilio's WhatsApp webhooks and hand the messages to Rasa")
+    ingest.add_argument("--host", default=os.environ.get("COBRADOR_INGEST_HOST", "127.0.0.1"))
+    ingest.add_argument("--port", type=int, default=int(os.environ.get("COBRADOR_INGEST_PORT", "5004")))
+    ingest.add_argument("--rasa-url", default=os.environ.get("COBRADOR_RASA_URL", "http://127.0.0.1:5005"))
+    ingest.set_defaults(func=_cmd_ingest)
 
     demo = commands.add_parser("demo", help="the demo portfolio")
     demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")

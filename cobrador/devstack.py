@@ -1,6 +1,6 @@
 """A complete local bot for the end-to-end tests and the benchmarks.
 
-The action server and a Rasa server on free ports, with the trained model, a
+The action server, a Rasa server and the WhatsApp ingest on free ports, with the trained model, a
 migrated ledger holding the demo portfolio, the WhatsApp channel in local
 mode (webhooks signed with a given token) and Rasa's REST channel. The REST
 channel has no authentication: this is for tests and benchmarks only, never
@@ -58,12 +58,18 @@ class LocalStack:
     env: dict[str, str]
     actions_port: int
     rasa_port: int
+    ingest_port: int
     model: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def rasa_url(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def ingest_url(self) -> str:
+        """Where Twilio's webhooks go (the ingest process)."""
+        return f"http://127.0.0.1:{self.ingest_port}"
 
     @property
     def actions_url(self) -> str:
@@ -104,13 +110,13 @@ def local_stack(
         extra_env: more variables for both servers (e.g. a pinned clock).
         model: the trained model.
     """
-    actions_port, rasa_port = free_port(), free_port()
+    actions_port, rasa_port, ingest_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "RASA_TELEMETRY_ENABLED": "false",
         "COBRADOR_LOCAL_TOKEN": token,
-        "COBRADOR_PUBLIC_URL": f"http://127.0.0.1:{rasa_port}",
+        "COBRADOR_PUBLIC_URL": f"http://127.0.0.1:{ingest_port}",
         **(extra_env or {}),
     }
     for variable in TWILIO_VARIABLES:  # local mode, whatever the caller's shell has
@@ -124,7 +130,7 @@ def local_stack(
     (folder / "endpoints.yml").write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n', encoding="utf-8"
     )
-    stack = LocalStack(folder, database_url, env, actions_port, rasa_port, model)
+    stack = LocalStack(folder, database_url, env, actions_port, rasa_port, ingest_port, model)
     try:
         actions_log = folder / "actions.log"
         actions = subprocess.Popen(
@@ -133,6 +139,13 @@ def local_stack(
         )  # fmt: skip
         stack.processes.append(actions)
         rasa = stack.launch_rasa(rasa_port, stack.rasa_log)
+        ingest_log = folder / "ingest.log"
+        ingest = subprocess.Popen(
+            [sys.executable, "-m", "cobrador", "ingest", "--port", str(ingest_port), "--rasa-url", stack.rasa_url],
+            cwd=ROOT, env=env, stdout=open(ingest_log, "w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        stack.processes.append(ingest)
+        wait_for(f"{stack.ingest_url}/webhooks/whatsapp/", ingest, 60, ingest_log)
         wait_for(f"{stack.actions_url}/health", actions, 120, actions_log)
         # The root answers before the model has loaded; the REST channel only after.
         wait_for(f"{stack.rasa_url}/webhooks/rest/", rasa, 300, stack.rasa_log)

@@ -97,6 +97,46 @@ def set_inbound_status(session: Session, provider_sid: str, status: str) -> None
     )
 
 
+def claim_inbound(session: Session, provider_sid: str, from_statuses: Sequence[str] = ("received",)) -> bool:
+    """Marks an inbound message `processing` if it is still in one of
+    `from_statuses`; True for the one caller that wins it. This is what keeps a
+    message from being answered twice when it reaches the bot by two ways (the
+    ingest's forward and the sweep of stale messages)."""
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.provider_sid == provider_sid,
+            Message.direction == "inbound",
+            Message.status.in_(tuple(from_statuses)),
+        )
+        .values(status="processing", updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def release_inbound(session: Session, provider_sid: str) -> None:
+    """Back to `received` a message claimed for a turn that never started."""
+    session.execute(
+        update(Message)
+        .where(
+            Message.provider_sid == provider_sid, Message.direction == "inbound", Message.status == "processing"
+        )
+        .values(status="received", updated_at=utcnow())
+    )
+
+
+def stale_received(session: Session, older_than: dt.datetime, limit: int = 100) -> list[LoggedMessage]:
+    """Inbound messages stored before `older_than` and never picked up (a lost
+    forward from the ingest), oldest first."""
+    rows = session.execute(
+        select(Message)
+        .where(Message.direction == "inbound", Message.status == "received", Message.created_at < older_than)
+        .order_by(Message.created_at, Message.id)
+        .limit(limit)
+    ).scalars()
+    return [_view(r) for r in rows]
+
+
 def pending_inbound(session: Session) -> list[LoggedMessage]:
     """Inbound messages stored but not processed (a crash or a restart), oldest first."""
     rows = session.execute(

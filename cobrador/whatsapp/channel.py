@@ -31,10 +31,14 @@ The path of one inbound message:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 from urllib.parse import parse_qs
 
@@ -189,7 +193,7 @@ def _set_status(sid: str, status: str) -> None:
         messages.set_inbound_status(session, sid, status)
 
 
-def _finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
+def finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
     """The turn's replies (local mode) and the "processed" mark, atomically:
     a crash before this leaves the message pending with no half-written
     answer, and it is answered once after the restart."""
@@ -199,15 +203,32 @@ def _finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
         messages.set_inbound_status(session, sid, "processed")
 
 
-def _begin_processing(sid: str, phone: str) -> str:
-    """Marks the message as being processed; returns the debtor's language."""
+def claim_for_turn(sid: str, phone: str, recovered: bool) -> Optional[str]:
+    """Claims the message for this turn; returns the debtor's language, or None
+    if it was already answered or claimed. After a restart, messages left
+    `processing` by the dead process are claimed again."""
     from sqlalchemy import select
 
     from cobrador.ledger.models import Debtor
 
+    statuses = messages.INBOUND_PENDING if recovered else ("received",)
     with session_scope() as session:
-        messages.set_inbound_status(session, sid, "processing")
+        if not messages.claim_inbound(session, sid, statuses):
+            return None
         return session.execute(select(Debtor.language).where(Debtor.phone == phone)).scalar_one_or_none() or "es"
+
+
+def release_claim(sid: str) -> None:
+    """Gives a claimed message back (its turn could not start), for the sweep."""
+    with session_scope() as session:
+        messages.release_inbound(session, sid)
+
+
+def _stale(seconds: float) -> list[messages.LoggedMessage]:
+    import datetime as dt
+
+    with session_scope() as session:
+        return messages.stale_received(session, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds))
 
 
 def _language(phone: str) -> str:
@@ -218,17 +239,166 @@ def _language(phone: str) -> str:
         return debtor.language if debtor else "es"
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """One debtor message as Twilio posted it, reduced to what a turn needs."""
+
+    sid: str
+    phone: str
+    body: str
+    media: list[dict[str, str]] = field(default_factory=list)
+    profile_name: str = ""
+    wa_id: str = ""
+
+    def metadata(self, **extra: Any) -> dict[str, Any]:
+        """What reaches Rasa (and the actions) with the text."""
+        return {
+            "message_sid": self.sid, "profile_name": self.profile_name, "wa_id": self.wa_id, "media": self.media,
+            **extra,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Any) -> Optional[Inbound]:
+        """The ingest's forward, checked field by field; None if malformed."""
+        if not isinstance(data, dict):
+            return None
+        phone = try_e164(str(data.get("phone", "")))
+        sid, body = data.get("sid"), data.get("body")
+        media = data.get("media") or []
+        if phone is None or not isinstance(sid, str) or not sid or not isinstance(body, str):
+            return None
+        if not isinstance(media, list) or not all(isinstance(m, dict) for m in media):
+            return None
+        return cls(sid, phone, body, media, str(data.get("profile_name", "")), str(data.get("wa_id", "")))
+
+
+def read_inbound(form: _Form) -> Inbound | str:
+    """The message in a (signed) webhook form, or why it cannot be one."""
+    sid = (form.get("MessageSid") or form.get("SmsMessageSid") or [""])[0]
+    phone = try_e164((form.get("From") or [""])[0].removeprefix("whatsapp:"))
+    if not sid or phone is None:
+        return "MessageSid and a valid From are required"
+    media = []
+    try:
+        count = min(int((form.get("NumMedia") or ["0"])[0] or 0), 10)
+    except ValueError:
+        count = 0
+    for n in range(count):
+        url = (form.get(f"MediaUrl{n}") or [""])[0]
+        if url:
+            media.append({"url": url, "content_type": (form.get(f"MediaContentType{n}") or [""])[0]})
+    return Inbound(
+        sid, phone, (form.get("Body") or [""])[0], media,
+        (form.get("ProfileName") or [""])[0], (form.get("WaId") or [""])[0],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to one webhook, and the message to act on if it is new."""
+
+    status: int
+    text: str
+    inbound: Optional[Inbound] = None
+    opt_out: bool = False
+
+    @property
+    def content_type(self) -> str:
+        return "text/xml" if self.status == 200 else "text/plain"
+
+
+def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> Admission:
+    """Everything that must happen before Twilio gets its answer, in one call
+    (run on a worker thread): the signature over the public URL and the raw
+    form, then the message stored once by MessageSid. Unsigned, tampered or
+    malformed requests store nothing; a replay is acknowledged and dropped."""
+    try:
+        form = parse_form(raw_body)
+    except UnicodeDecodeError:
+        return Admission(400, "the form is not UTF-8")
+    if not signature or not validator.validate(url, form, signature):
+        return Admission(403, "invalid signature")
+    inbound = read_inbound(form)
+    if isinstance(inbound, str):
+        return Admission(400, inbound)
+    if not _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media):
+        return Admission(200, EMPTY_TWIML)
+    return Admission(200, EMPTY_TWIML, inbound, is_opt_out_keyword(inbound.body))
+
+
+def record_status(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> tuple[int, str]:
+    """A signed delivery-status callback applied to the message log."""
+    try:
+        form = parse_form(raw_body)
+    except UnicodeDecodeError:
+        return 400, "the form is not UTF-8"
+    if not signature or not validator.validate(url, form, signature):
+        return 403, "invalid signature"
+    sid = (form.get("MessageSid") or [""])[0]
+    state = (form.get("MessageStatus") or [""])[0]
+    code = (form.get("ErrorCode") or [""])[0] or None
+    if not sid or not state:
+        return 400, "MessageSid and MessageStatus are required"
+    _status_callback(sid, state, code)
+    return 204, ""
+
+
+def media_document(settings: ChannelSettings, token: str) -> tuple[int, bytes | str]:
+    """The PDF behind a signed, expiring media link."""
+    found = documents.verify(documents.media_key(settings.auth_token), token)
+    if found is None:
+        return 403, "this link is invalid or has expired"
+    pdf = _document(*found)
+    return (404, "not found") if pdf is None else (200, pdf)
+
+
+MEDIA_HEADERS = {"Cache-Control": "private, no-store", "Content-Disposition": "inline; filename=cobrador.pdf"}
+
+
+def forward_key(secret: str) -> bytes:
+    """The key the ingest signs its forwards to Rasa with, derived from the channel's secret."""
+    return hashlib.sha256(b"cobrador-forward:" + secret.encode("utf-8")).digest()
+
+
+def forward_signature(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def public_url(settings: ChannelSettings, path: str, query: str) -> str:
+    """The URL Twilio signed: the configured public URL, whatever host or port it reached."""
+    return settings.public_url + path + (f"?{query}" if query else "")
+
+
+async def opt_out(settings: ChannelSettings, sender: Optional[TwilioSender], sid: str, phone: str, word: str) -> None:
+    """STOP/BAJA/...: recorded before any NLU, confirmed once, then silence."""
+    created = await asyncio.to_thread(_record_opt_out, phone, word)
+    await asyncio.to_thread(_set_status, sid, "processed")
+    if created:
+        language = await asyncio.to_thread(_language, phone)
+        await WhatsAppOutput(settings, sender, language).deliver(phone, OPT_OUT_CONFIRMATION[language])
+
+
 class WhatsAppInput(InputChannel):
-    """Twilio's WhatsApp webhooks, signed, stored, deduplicated, acknowledged at once."""
+    """Twilio's WhatsApp webhooks, signed, stored, deduplicated, acknowledged at once.
+
+    Messages arrive either directly (/webhook, a one-process deployment) or
+    from the ingest process (/process, see cobrador.whatsapp.ingest), which
+    answers Twilio from a process of its own so the acknowledgement never
+    waits behind turns in progress. Either way a message is claimed in the
+    message log before its turn, so it is answered once.
+    """
 
     def __init__(self, settings: ChannelSettings) -> None:
         self.settings = settings
         self.validator = RequestValidator(settings.auth_token)
         self.sender = TwilioSender(settings.twilio) if settings.twilio else None
         self.ack_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="whatsapp-ack")
+        self.forward_key = forward_key(settings.auth_token)
         # Turns in flight at once: more only queue inside Rasa and slow down
-        # the acknowledgements that share its event loop.
+        # everything else that shares its event loop.
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
+        self.in_flight: set[str] = set()
+        self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
 
     @classmethod
     def name(cls) -> str:
@@ -241,37 +411,37 @@ class WhatsAppInput(InputChannel):
     def output(self, language: str) -> WhatsAppOutput:
         return WhatsAppOutput(self.settings, self.sender, language)
 
-    def signed(self, request: Request, form: _Form) -> bool:
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature:
-            return False
-        url = self.settings.public_url + request.path + (f"?{request.query_string}" if request.query_string else "")
-        return self.validator.validate(url, form, signature)
-
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("whatsapp_webhook", __name__)
 
-        async def process(sid: str, phone: str, body: str, metadata: dict[str, Any]) -> None:
-            async with self.turns:
-                await run_turn(sid, phone, body, metadata)
+        async def process(inbound: Inbound, recovered: bool = False) -> None:
+            if inbound.sid in self.in_flight:
+                return
+            self.in_flight.add(inbound.sid)
+            try:
+                async with self.turns:
+                    language = await asyncio.to_thread(claim_for_turn, inbound.sid, inbound.phone, recovered)
+                    if language is not None:  # None: answered or being answered elsewhere
+                        await run_turn(inbound, language, recovered)
+            finally:
+                self.in_flight.discard(inbound.sid)
 
-        async def run_turn(sid: str, phone: str, body: str, metadata: dict[str, Any]) -> None:
-            language = await asyncio.to_thread(_begin_processing, sid, phone)
+        async def run_turn(inbound: Inbound, language: str, recovered: bool) -> None:
             outbox: Optional[list] = [] if self.sender is None else None
             message = UserMessage(
-                text=neutralize_command(body),
+                text=neutralize_command(inbound.body),
                 output_channel=WhatsAppOutput(self.settings, self.sender, language, outbox),
-                sender_id=phone,
+                sender_id=inbound.phone,
                 input_channel=self.name(),
-                message_id=sid,
-                metadata=metadata,
+                message_id=inbound.sid,
+                metadata=inbound.metadata(**({"recovered": True} if recovered else {})),
             )
             try:
                 await on_new_message(message)
             except Exception:  # noqa: BLE001 - keep it pending; retried on restart
-                logger.exception("processing %s failed; it stays pending", sid)
+                logger.exception("processing %s failed; it stays pending", inbound.sid)
                 return
-            await asyncio.to_thread(_finish_turn, sid, outbox or [])
+            await asyncio.to_thread(finish_turn, inbound.sid, outbox or [])
 
         @hook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -279,68 +449,74 @@ class WhatsAppInput(InputChannel):
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            form = parse_form(request.body or b"")
-            if not self.signed(request, form):
-                return response.text("invalid signature", status=403)
-            sid = (form.get("MessageSid") or form.get("SmsMessageSid") or [""])[0]
-            phone = try_e164((form.get("From") or [""])[0].removeprefix("whatsapp:"))
-            if not sid or phone is None:
-                return response.text("MessageSid and a valid From are required", status=400)
-            body = (form.get("Body") or [""])[0]
-            media = []
-            for n in range(min(int((form.get("NumMedia") or ["0"])[0] or 0), 10)):
-                url = (form.get(f"MediaUrl{n}") or [""])[0]
-                if url:
-                    media.append({"url": url, "content_type": (form.get(f"MediaContentType{n}") or [""])[0]})
-            # Stored before Twilio gets its 200, on threads of its own so the
-            # acknowledgement never queues behind turns in progress.
-            stored = await asyncio.get_running_loop().run_in_executor(
-                self.ack_pool, _store_inbound, sid, phone, body, media
+            url = public_url(self.settings, request.path, request.query_string)
+            signature = request.headers.get("X-Twilio-Signature", "")
+            # On threads of its own, so the acknowledgement does not queue behind turns.
+            admission = await asyncio.get_running_loop().run_in_executor(
+                self.ack_pool, admit, self.validator, url, request.body or b"", signature
             )
-            if not stored:
-                return response.text(EMPTY_TWIML, content_type="text/xml")  # replay: acknowledged, dropped
-            if is_opt_out_keyword(body):
-                request.app.add_task(self._opt_out(sid, phone, body))
-                return response.text(EMPTY_TWIML, content_type="text/xml")
-            metadata = {
-                "message_sid": sid,
-                "profile_name": (form.get("ProfileName") or [""])[0],
-                "wa_id": (form.get("WaId") or [""])[0],
-                "media": media,
-            }
-            request.app.add_task(process(sid, phone, body, metadata))
-            return response.text(EMPTY_TWIML, content_type="text/xml")
+            if admission.inbound is not None:
+                if admission.opt_out:
+                    request.app.add_task(opt_out(self.settings, self.sender, *_opt_out_args(admission.inbound)))
+                else:
+                    request.app.add_task(process(admission.inbound))
+            return response.text(admission.text, status=admission.status, content_type=admission.content_type)
+
+        @hook.route("/process", methods=["POST"])
+        async def forwarded(request: Request) -> HTTPResponse:
+            """A message the ingest stored and claimed: the turn runs now and its
+            replies go back in the answer; the ingest records and sends them, so
+            this process spends its time on turns only."""
+            body = request.body or b""
+            signature = request.headers.get("X-Cobrador-Signature", "")
+            if not hmac.compare_digest(signature, forward_signature(self.forward_key, body)):
+                return response.text("invalid signature", status=403)
+            try:
+                payload = json.loads(body)
+                inbound = Inbound.from_json(payload)
+            except ValueError:
+                inbound = None
+            if inbound is None:
+                return response.text("malformed message", status=400)
+            language = payload.get("language") if payload.get("language") in ("es", "en") else "es"
+            outbox: list[tuple[str, str, list, str]] = []
+            message = UserMessage(
+                text=neutralize_command(inbound.body),
+                output_channel=WhatsAppOutput(self.settings, None, language, outbox),
+                sender_id=inbound.phone,
+                input_channel=self.name(),
+                message_id=inbound.sid,
+                metadata=inbound.metadata(),
+            )
+            self.in_flight.add(inbound.sid)
+            try:
+                await on_new_message(message)
+            except Exception:  # noqa: BLE001 - it stays claimed; retried on restart
+                logger.exception("processing %s failed; it stays pending", inbound.sid)
+                return response.text("the turn failed", status=500)
+            finally:
+                self.in_flight.discard(inbound.sid)
+            replies = [{"phone": p, "body": b, "media": m, "sender": s} for p, b, m, s in outbox]
+            return response.json({"messages": replies})
 
         @hook.route("/status", methods=["POST"])
         async def status(request: Request) -> HTTPResponse:
-            form = parse_form(request.body or b"")
-            if not self.signed(request, form):
-                return response.text("invalid signature", status=403)
-            sid = (form.get("MessageSid") or [""])[0]
-            state = (form.get("MessageStatus") or [""])[0]
-            code = (form.get("ErrorCode") or [""])[0] or None
-            if not sid or not state:
-                return response.text("MessageSid and MessageStatus are required", status=400)
-            await asyncio.to_thread(_status_callback, sid, state, code)
-            return response.text("", status=204)
+            url = public_url(self.settings, request.path, request.query_string)
+            signature = request.headers.get("X-Twilio-Signature", "")
+            code, text = await asyncio.to_thread(record_status, self.validator, url, request.body or b"", signature)
+            return response.text(text, status=code)
 
         @hook.route("/media/<token>", methods=["GET"])
         async def media(request: Request, token: str) -> HTTPResponse:
-            found = documents.verify(documents.media_key(self.settings.auth_token), token)
-            if found is None:
-                return response.text("this link is invalid or has expired", status=403)
-            pdf = await asyncio.to_thread(_document, *found)
-            if pdf is None:
-                return response.text("not found", status=404)
-            return response.raw(
-                pdf,
-                content_type="application/pdf",
-                headers={"Cache-Control": "private, no-store", "Content-Disposition": "inline; filename=cobrador.pdf"},
-            )
+            code, content = await asyncio.to_thread(media_document, self.settings, token)
+            if code != 200:
+                return response.text(str(content), status=code)
+            return response.raw(content, content_type="application/pdf", headers=MEDIA_HEADERS)
 
         @hook.listener("after_server_start")
         async def recover(app: Any, loop: Any) -> None:
             app.add_task(self._recover(app, process))
+            app.add_task(self._sweep(process))
 
         if self.settings.local:
             from cobrador.whatsapp.simulator import register
@@ -348,27 +524,45 @@ class WhatsAppInput(InputChannel):
             register(hook, self)
         return hook
 
-    async def _opt_out(self, sid: str, phone: str, keyword: str) -> None:
-        created = await asyncio.to_thread(_record_opt_out, phone, keyword)
-        await asyncio.to_thread(_set_status, sid, "processed")
-        if created:  # confirmed once, then silence
-            language = await asyncio.to_thread(_language, phone)
-            await self.output(language).deliver(phone, OPT_OUT_CONFIRMATION[language])
-
     async def _recover(self, app: Any, process: Callable[..., Awaitable[None]]) -> None:
         """Processes what a crash or restart left pending, oldest first, once Rasa is ready."""
         pending = await asyncio.to_thread(_pending)
         if not pending:
             return
-        for _ in range(300):
-            agent = getattr(app.ctx, "agent", None)
-            if agent is not None and agent.is_ready():
-                break
-            await asyncio.sleep(1)
+        await _agent_ready(app)
         logger.info("processing %s pending inbound messages", len(pending))
         for message in pending:
-            metadata = {"message_sid": message.provider_sid, "media": message.media, "recovered": True}
-            await process(message.provider_sid, message.phone, message.body, metadata)
+            await process(_from_log(message), recovered=True)
+
+    async def _sweep(self, process: Callable[..., Awaitable[None]]) -> None:
+        """Picks up messages stored but never handed over (a forward the ingest
+        could not deliver), so nothing waits for the next restart."""
+        while True:
+            await asyncio.sleep(self.sweep_seconds)
+            try:
+                stale = await asyncio.to_thread(_stale, 2 * self.sweep_seconds)
+            except Exception:  # noqa: BLE001 - the database may be down for a while
+                logger.exception("sweep of stale inbound messages failed")
+                continue
+            for message in stale:
+                if message.provider_sid not in self.in_flight:
+                    await process(_from_log(message))
+
+
+async def _agent_ready(app: Any) -> None:
+    for _ in range(300):
+        agent = getattr(app.ctx, "agent", None)
+        if agent is not None and agent.is_ready():
+            return
+        await asyncio.sleep(1)
+
+
+def _from_log(message: messages.LoggedMessage) -> Inbound:
+    return Inbound(str(message.provider_sid), message.phone, message.body, list(message.media))
+
+
+def _opt_out_args(inbound: Inbound) -> tuple[str, str, str]:
+    return inbound.sid, inbound.phone, inbound.body
 
 
 def _document(kind: str, object_id: int, lang: str) -> Optional[bytes]:

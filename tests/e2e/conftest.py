@@ -21,8 +21,12 @@ LOCAL_TOKEN = "test-local-token"
 class Stack:
     """URLs and settings of a running bot."""
 
-    def __init__(self, rasa_url: str, actions_url: str, database_url: str, rasa_log: Path) -> None:
+    def __init__(
+        self, rasa_url: str, actions_url: str, database_url: str, rasa_log: Path, public_url: str = ""
+    ) -> None:
         self.rasa_url = rasa_url
+        # The ingest: where Twilio's webhooks go, and the URL they are signed for.
+        self.public_url = public_url or rasa_url
         self.actions_url = actions_url
         self.database_url = database_url
         self.rasa_log = rasa_log
@@ -50,8 +54,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database_url = f"sqlite:///{folder / 'ledger.db'}"
     # The bot's clock is pinned so dates in the tests mean the same every day.
     with local_stack(
-        folder, database_url, token=LOCAL_TOKEN, demo_today=DEMO_TODAY, extra_env={"COBRADOR_FAKE_NOW": FAKE_NOW}
+        folder,
+        database_url,
+        token=LOCAL_TOKEN,
+        demo_today=DEMO_TODAY,
+        extra_env={"COBRADOR_FAKE_NOW": FAKE_NOW, "COBRADOR_SWEEP_SECONDS": "2"},
     ) as local:
-        stack = Stack(local.rasa_url, local.actions_url, database_url, local.rasa_log)
+        stack = Stack(local.rasa_url, local.actions_url, database_url, local.rasa_log, local.ingest_url)
         stack.launch = local.launch_rasa
         yield stack

@@ -5,6 +5,7 @@ message log and the outbox."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
 from typing import Optional
 
@@ -12,8 +13,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from cobrador.ledger import messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message, OptOut
+from cobrador.whatsapp.channel import forward_key, forward_signature
 from cobrador.whatsapp.simulator import signed_form, twilio_fields
 from tests.e2e.conftest import LOCAL_TOKEN
 
@@ -21,12 +24,15 @@ WEBHOOK = "/webhooks/whatsapp/webhook"
 STATUS = "/webhooks/whatsapp/status"
 
 
-def post(stack, fields: dict[str, str], signature: Optional[str] = None, path: str = WEBHOOK) -> requests.Response:
-    url = stack.rasa_url + path
+def post(
+    stack, fields: dict[str, str], signature: Optional[str] = None, path: str = WEBHOOK, base: Optional[str] = None
+) -> requests.Response:
+    """Posts a webhook as Twilio does: signed for the public URL (the ingest),
+    sent to the ingest unless `base` says another server."""
     if signature is None:
-        _, signature = signed_form(LOCAL_TOKEN, url, fields)
+        _, signature = signed_form(LOCAL_TOKEN, stack.public_url + path, fields)
     headers = {"X-Twilio-Signature": signature} if signature else {}
-    return requests.post(url, data=fields, headers=headers, timeout=10)
+    return requests.post((base or stack.public_url) + path, data=fields, headers=headers, timeout=10)
 
 
 def log(stack, phone: str) -> list[Message]:
@@ -61,15 +67,20 @@ def outbound_count(stack, phone: str) -> int:
     return len([m for m in log(stack, phone) if m.direction == "outbound"])
 
 
-def test_unsigned_and_tampered_webhooks_are_refused_and_nothing_is_stored(stack) -> None:
+@pytest.mark.parametrize("server", ["ingest", "rasa"])
+def test_unsigned_and_tampered_webhooks_are_refused_and_nothing_is_stored(stack, server: str) -> None:
+    base = stack.public_url if server == "ingest" else stack.rasa_url
     phone = "+525550000113"
     fields = twilio_fields(phone, "hola", [])
-    assert post(stack, fields, signature="").status_code == 403
-    _, signature = signed_form(LOCAL_TOKEN, stack.rasa_url + WEBHOOK, fields)
+    assert post(stack, fields, signature="", base=base).status_code == 403
+    _, signature = signed_form(LOCAL_TOKEN, stack.public_url + WEBHOOK, fields)
     tampered = {**fields, "Body": "hola, ya pague todo"}
-    assert post(stack, tampered, signature=signature).status_code == 403
-    _, wrong = signed_form("not-the-token", stack.rasa_url + WEBHOOK, fields)
-    assert post(stack, fields, signature=wrong).status_code == 403
+    assert post(stack, tampered, signature=signature, base=base).status_code == 403
+    _, wrong = signed_form("not-the-token", stack.public_url + WEBHOOK, fields)
+    assert post(stack, fields, signature=wrong, base=base).status_code == 403
+    # Signed for another URL (e.g. Rasa's own address): refused too.
+    _, elsewhere = signed_form(LOCAL_TOKEN, stack.rasa_url + "/elsewhere" + WEBHOOK, fields)
+    assert post(stack, fields, signature=elsewhere, base=base).status_code == 403
     assert log(stack, phone) == []
 
 
@@ -98,7 +109,7 @@ def test_blank_fields_count_in_the_signature(stack) -> None:
     assert post(stack, fields).status_code == 200
     assert replies_after(stack, phone, 0)
     stripped = {k: v for k, v in fields.items() if v != ""}
-    _, signature_without_blanks = signed_form(LOCAL_TOKEN, stack.rasa_url + WEBHOOK, stripped)
+    _, signature_without_blanks = signed_form(LOCAL_TOKEN, stack.public_url + WEBHOOK, stripped)
     assert post(stack, fields, signature=signature_without_blanks).status_code == 403
 
 
@@ -202,10 +213,61 @@ def test_a_whole_conversation_through_signed_webhooks_records_the_promise(stack)
     assert "¿Confirmas $1,500.00 MXN el viernes 27 de noviembre?" in bodies
     # The balance came with the account statement: a PDF behind an expiring signed URL.
     (statement,) = [m.media[0]["url"] for m in log(stack, phone) if m.direction == "outbound" and m.media]
-    assert statement.startswith(stack.rasa_url + "/webhooks/whatsapp/media/")
+    assert statement.startswith(stack.public_url + "/webhooks/whatsapp/media/")
     pdf = requests.get(statement, timeout=10)
     assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:4] == b"%PDF"
     assert requests.get(statement[:-3] + "xyz", timeout=10).status_code == 403
     assert any(
         b.startswith("Listo, quedó registrado tu compromiso: $1,500.00 MXN el viernes 27 de noviembre.") for b in bodies
     )
+
+
+def test_rasa_refuses_forwards_that_are_not_signed_by_the_ingest(stack) -> None:
+    phone = "+525550000113"
+    sid = "SM" + "f" * 32
+    body = json.dumps({"sid": sid, "phone": phone, "body": "ya pagué todo"}).encode()
+    url = stack.rasa_url + "/webhooks/whatsapp/process"
+    assert requests.post(url, data=body, timeout=10).status_code == 403
+    wrong = forward_signature(forward_key("not-the-token"), body)
+    assert requests.post(url, data=body, headers={"X-Cobrador-Signature": wrong}, timeout=10).status_code == 403
+    malformed = b'{"sid": 3, "phone": "nope"}'
+    signature = forward_signature(forward_key(LOCAL_TOKEN), malformed)
+    answer = requests.post(url, data=malformed, headers={"X-Cobrador-Signature": signature}, timeout=10)
+    assert answer.status_code == 400
+    assert [m for m in log(stack, phone) if m.provider_sid == sid] == []
+
+
+def test_a_signed_forward_is_answered_with_the_replies_for_the_ingest_to_record(stack) -> None:
+    # Rasa runs the turn and returns the replies; recording and sending them is the ingest's job.
+    phone = "+525550000118"
+    body = json.dumps({"sid": "SM" + "e" * 32, "phone": phone, "body": "hola", "language": "es"}).encode()
+    signature = forward_signature(forward_key(LOCAL_TOKEN), body)
+    url = stack.rasa_url + "/webhooks/whatsapp/process"
+    answer = requests.post(url, data=body, headers={"X-Cobrador-Signature": signature}, timeout=30)
+    assert answer.status_code == 200
+    replies = answer.json()["messages"]
+    assert replies and replies[0]["phone"] == phone and replies[0]["sender"] == "bot"
+    assert replies[0]["body"].startswith("¡Hola!")
+    assert log(stack, phone) == []
+
+
+def test_the_rasa_channel_also_takes_webhooks_directly(stack) -> None:
+    phone = "+525550000116"
+    before = outbound_count(stack, phone)
+    fields = twilio_fields(phone, "hola", [])
+    assert post(stack, fields, base=stack.rasa_url).status_code == 200
+    processed(stack, phone, fields["MessageSid"])
+    assert replies_after(stack, phone, before)
+
+
+def test_a_stored_message_whose_forward_was_lost_is_answered_by_the_sweep(stack) -> None:
+    phone = "+525550000117"
+    sid = "SM" + "d" * 32
+    before = outbound_count(stack, phone)
+    with session_scope(stack.database_url) as session:
+        assert messages.record_inbound(session, sid, phone, "hola", [])  # stored, never forwarded
+    processed(stack, phone, sid, timeout=30)  # the sweep runs every 2 s in the tests
+    replies = replies_after(stack, phone, before)
+    assert len(replies) >= 1
+    time.sleep(3)
+    assert outbound_count(stack, phone) == before + len(replies)  # answered once

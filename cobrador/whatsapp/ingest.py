@@ -1,0 +1,229 @@
+"""The ingest: the process Twilio talks to, so it is answered in milliseconds.
+
+Rasa runs every turn on one event loop; under load a webhook handled there
+waits behind the turns in progress before it can even be stored. The ingest
+is a small aiohttp server of its own (`python -m cobrador ingest`) that serves
+the paths Twilio calls:
+
+* `POST /webhooks/whatsapp/webhook`: the same `admit` as the Rasa channel
+  (signature over the public URL and the raw form, stored once by
+  MessageSid, replays dropped), then 200 at once. Opt-out keywords are
+  honoured here, before any NLU. Every other new message is claimed in the
+  message log and handed to the Rasa channel's `/webhooks/whatsapp/process`
+  (signed with a key derived from the channel secret), one at a time per
+  sender and in order; Rasa runs the turn and answers with the replies, which
+  the ingest records (local outbox) or sends through Twilio. So the Rasa
+  process spends its time on turns, like the REST channel, while the writes
+  and sends happen here, on the other core. While Rasa is down the hand-over
+  is retried with backoff and then given back; a stored message is never
+  lost: the Rasa channel's sweep (or its start-up recovery) answers it.
+* `POST /webhooks/whatsapp/status`: delivery statuses into the message log.
+* `GET /webhooks/whatsapp/media/<token>`: the signed, expiring PDF links.
+
+Point Twilio (or the reverse proxy in front of it) at the ingest, with
+`COBRADOR_PUBLIC_URL` set to the public address; the signatures are checked
+against that URL, whichever port the request reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+import aiohttp
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from cobrador.whatsapp.channel import (
+    MEDIA_HEADERS,
+    Inbound,
+    WhatsAppOutput,
+    admit,
+    claim_for_turn,
+    finish_turn,
+    forward_key,
+    forward_signature,
+    media_document,
+    opt_out,
+    public_url,
+    record_status,
+    release_claim,
+)
+from cobrador.whatsapp.settings import ChannelSettings
+from cobrador.whatsapp.twilio_api import TwilioSender
+
+logger = logging.getLogger(__name__)
+
+PROCESS_PATH = "/webhooks/whatsapp/process"
+# Seconds between forward attempts while Rasa does not answer (about a minute
+# in all); after that the Rasa channel's sweep picks the message up.
+RETRY_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+class Ingest:
+    """Admits Twilio's webhooks and hands the messages to Rasa."""
+
+    def __init__(
+        self, settings: ChannelSettings, rasa_url: str, retry_delays: tuple[float, ...] = RETRY_DELAYS
+    ) -> None:
+        self.settings = settings
+        self.rasa_url = rasa_url.rstrip("/")
+        self.retry_delays = retry_delays
+        self.validator = RequestValidator(settings.auth_token)
+        self.key = forward_key(settings.auth_token)
+        self.sender = TwilioSender(settings.twilio) if settings.twilio else None
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest")
+        self.http: Optional[aiohttp.ClientSession] = None
+        self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
+        self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
+        self.tasks: set[asyncio.Task] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_get("/webhooks/whatsapp/", self.health)
+        app.router.add_post("/webhooks/whatsapp/webhook", self.webhook)
+        app.router.add_post("/webhooks/whatsapp/status", self.status)
+        app.router.add_get("/webhooks/whatsapp/media/{token}", self.media)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, app: web.Application) -> None:
+        # A turn can take a while under load; a connection that cannot even open fails fast.
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=5))
+
+    async def _stop(self, app: web.Application) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.http is not None:
+            await self.http.close()
+        if self.sender is not None:
+            await self.sender.close()
+        self.pool.shutdown(wait=False)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "mode": "local" if self.settings.local else "twilio"})
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        url = public_url(self.settings, request.path, request.query_string)
+        signature = request.headers.get("X-Twilio-Signature", "")
+        loop = asyncio.get_running_loop()
+        admission = await loop.run_in_executor(self.pool, admit, self.validator, url, raw, signature)
+        inbound = admission.inbound
+        if inbound is not None:
+            if admission.opt_out:
+                self._spawn(opt_out(self.settings, self.sender, inbound.sid, inbound.phone, inbound.body))
+            else:
+                self.forward(inbound)
+        return web.Response(status=admission.status, text=admission.text, content_type=admission.content_type)
+
+    async def status(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        url = public_url(self.settings, request.path, request.query_string)
+        signature = request.headers.get("X-Twilio-Signature", "")
+        loop = asyncio.get_running_loop()
+        code, text = await loop.run_in_executor(self.pool, record_status, self.validator, url, raw, signature)
+        return web.Response(status=code, text=text or None)
+
+    async def media(self, request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        code, content = await loop.run_in_executor(
+            self.pool, media_document, self.settings, request.match_info["token"]
+        )
+        if code != 200:
+            return web.Response(status=code, text=str(content))
+        return web.Response(body=content, content_type="application/pdf", headers=MEDIA_HEADERS)
+
+    def forward(self, inbound: Inbound) -> None:
+        """Hands the message to Rasa after the sender's previous one is answered."""
+        previous = self.chains.get(inbound.phone)
+        task = self._spawn(self._forward_after(previous, inbound))
+        self.chains[inbound.phone] = task
+
+        def forget(done: asyncio.Task) -> None:
+            if self.chains.get(inbound.phone) is done:
+                del self.chains[inbound.phone]
+
+        task.add_done_callback(forget)
+
+    async def _forward_after(self, previous: Optional[asyncio.Task], inbound: Inbound) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        async with self.turns:
+            await self.hand_over(inbound)
+
+    async def hand_over(self, inbound: Inbound) -> None:
+        """Claims the message, has Rasa run its turn, then records and sends the replies."""
+        loop = asyncio.get_running_loop()
+        language = await loop.run_in_executor(self.pool, claim_for_turn, inbound.sid, inbound.phone, False)
+        if language is None:
+            return  # answered or being answered by the Rasa channel itself
+        replies = await self._run_turn(inbound, language)
+        if replies is None:
+            return
+        if self.sender is None:  # local mode: the outbox and the "processed" mark together
+            await loop.run_in_executor(self.pool, finish_turn, inbound.sid, replies)
+            return
+        output = WhatsAppOutput(self.settings, self.sender, language)
+        for phone, body, media, sender in replies:
+            await output.deliver(phone, body, [m["url"] for m in media], sender=sender)
+        await loop.run_in_executor(self.pool, finish_turn, inbound.sid, [])
+
+    async def _run_turn(self, inbound: Inbound, language: str) -> Optional[list[tuple[str, str, list, str]]]:
+        """The turn's replies from Rasa; None when there are none to record now.
+
+        While Rasa cannot be reached the claim is retried with backoff and then
+        given back, so the channel's sweep (or start-up recovery) answers the
+        message. If Rasa took the message but the answer was lost, the message
+        stays claimed and is answered after Rasa's next restart, never twice
+        in a row."""
+        assert self.http is not None
+        body = json.dumps({**_as_json(inbound), "language": language}, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "X-Cobrador-Signature": forward_signature(self.key, body)}
+        for delay in self.retry_delays:
+            await asyncio.sleep(delay)
+            try:
+                async with self.http.post(self.rasa_url + PROCESS_PATH, data=body, headers=headers) as answer:
+                    if answer.status == 200:
+                        payload = await answer.json()
+                        return [(m["phone"], m["body"], m["media"], m["sender"]) for m in payload["messages"]]
+                    if answer.status in (404, 502, 503):  # Rasa (re)starting or behind a proxy that is
+                        continue
+                    logger.error("Rasa answered %s for %s: %s", answer.status, inbound.sid, await answer.text())
+                    return None
+            except aiohttp.ClientConnectionError as error:
+                if not isinstance(error, aiohttp.ClientConnectorError):
+                    logger.error("Rasa dropped %s mid-turn (%s); answered after its restart", inbound.sid, error)
+                    return None
+                logger.warning("Rasa unreachable for %s (%s); retrying", inbound.sid, error)
+            except asyncio.TimeoutError:
+                logger.error("Rasa took too long with %s; it is answered after Rasa restarts", inbound.sid)
+                return None
+        logger.error("Rasa did not take %s; it is given back to the channel's sweep", inbound.sid)
+        await asyncio.get_running_loop().run_in_executor(self.pool, release_claim, inbound.sid)
+        return None
+
+    def _spawn(self, coroutine) -> asyncio.Task:  # noqa: ANN001
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+def _as_json(inbound: Inbound) -> dict[str, object]:
+    return {
+        "sid": inbound.sid, "phone": inbound.phone, "body": inbound.body, "media": inbound.media,
+        "profile_name": inbound.profile_name, "wa_id": inbound.wa_id,
+    }  # fmt: skip
+
+
+def serve(host: str, port: int, rasa_url: str) -> None:
+    """Runs the ingest until interrupted (`python -m cobrador ingest`)."""
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
+    ingest = Ingest(ChannelSettings.from_env(), rasa_url)
+    web.run_app(ingest.app(), host=host, port=port, access_log=None, print=None)
