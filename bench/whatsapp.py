@@ -171,6 +171,10 @@ async def rest_conversation(http: aiohttp.ClientSession, base: str, phone: str, 
     return latencies
 
 
+def rates(values: list[float]) -> str:
+    return "rounds " + ", ".join(f"{v:.1f}" for v in values)
+
+
 def ms(values: list[float]) -> str:
     return f"p50={statistics.median(values) * 1000:.0f} ms p95={percentile(values, 95) * 1000:.0f} ms"
 
@@ -201,9 +205,8 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...]) -> None:
         await rest_conversation(http, stack.rasa_url, "+525590000000", 2)  # warm-up
         for concurrency in levels:
             # Both channels are measured twice, in alternating order, on fresh
-            # conversations; each figure is the better of its two rounds, so
-            # neither channel profits from going second (warmer caches) or
-            # suffers from a noisy neighbour in one round.
+            # conversations, so neither profits from going second (warmer
+            # caches); figures are over both rounds, turns/s their mean.
             webhook_rounds, rest_rounds = [], []
             for round_ in range(2):
                 order = ("webhook", "rest") if round_ == 0 else ("rest", "webhook")
@@ -215,12 +218,15 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...]) -> None:
                         webhook_rounds.append(await webhook_round(http, stack, ledger, poller, phones, turns))
                     else:
                         rest_rounds.append(await rest_round(http, stack, phones, turns))
-            acks, e2e, webhook_rate = max(webhook_rounds, key=lambda r: r[2])
-            rest, rest_rate = max(rest_rounds, key=lambda r: r[1])
+            acks = [a for r in webhook_rounds for a in r[0]]
+            e2e = [e for r in webhook_rounds for e in r[1]]
+            rest = [x for r in rest_rounds for x in r[0]]
+            webhook_rates = [r[2] for r in webhook_rounds]
+            rest_rates = [r[1] for r in rest_rounds]
             print(
                 f"{concurrency:>2} concurrent: webhook ack {ms(acks)}; webhook turn {ms(e2e)}; "
-                f"{webhook_rate:.1f} turns/s (rounds {', '.join(f'{r[2]:.1f}' for r in webhook_rounds)}) | "
-                f"REST turn {ms(rest)}; {rest_rate:.1f} turns/s (rounds {', '.join(f'{r[1]:.1f}' for r in rest_rounds)})",
+                f"{statistics.mean(webhook_rates):.1f} turns/s ({rates(webhook_rates)}) | "
+                f"REST turn {ms(rest)}; {statistics.mean(rest_rates):.1f} turns/s ({rates(rest_rates)})",
                 flush=True,
             )
     watcher.cancel()

@@ -83,7 +83,8 @@ class LocalStack:
         """A Rasa server on `port` sharing this stack's ledger, actions and public URL."""
         process = subprocess.Popen(
             [str(BIN / "rasa"), "run", "--model", str(self.model), "--endpoints", str(self.folder / "endpoints.yml"),
-             "--credentials", str(self.folder / "credentials.yml"), "--port", str(port)],
+             "--credentials", str(self.folder / "credentials.yml"), "--port", str(port),
+             "--enable-api", "--jwt-secret", self.env["RASA_JWT_SECRET"], "--jwt-method", "HS256"],
             cwd=ROOT, env=self.env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.processes.append(process)
@@ -117,6 +118,8 @@ def local_stack(
         "RASA_TELEMETRY_ENABLED": "false",
         "COBRADOR_LOCAL_TOKEN": token,
         "COBRADOR_PUBLIC_URL": f"http://127.0.0.1:{ingest_port}",
+        "COBRADOR_RASA_URL": f"http://127.0.0.1:{rasa_port}",
+        "RASA_JWT_SECRET": f"devstack-{token}",
         **(extra_env or {}),
     }
     for variable in TWILIO_VARIABLES:  # local mode, whatever the caller's shell has

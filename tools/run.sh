@@ -8,6 +8,20 @@ export RASA_TELEMETRY_ENABLED=false
 endpoints="${ENDPOINTS:-endpoints.yml}"
 model="${MODEL:-models/cobrador.tar.gz}"
 
+# Twilio (or the simulator) posts to the ingest; signatures are checked
+# against this public URL. In production set it to the public HTTPS address
+# that routes /webhooks/whatsapp/* to the ingest.
+export COBRADOR_PUBLIC_URL="${COBRADOR_PUBLIC_URL:-http://127.0.0.1:${INGEST_PORT:-5004}}"
+export COBRADOR_RASA_URL="${COBRADOR_RASA_URL:-http://127.0.0.1:${RASA_PORT:-5005}}"
+# Rasa's HTTP API is on, and only with a JWT signed by this secret (the
+# console uses it); generated once per machine when not given.
+if [ -z "${RASA_JWT_SECRET:-}" ]; then
+  mkdir -p var
+  [ -s var/rasa_jwt_secret ] || (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > var/rasa_jwt_secret)
+  RASA_JWT_SECRET="$(cat var/rasa_jwt_secret)"
+fi
+export RASA_JWT_SECRET
+
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -20,10 +34,12 @@ trap stop INT TERM EXIT
 "$bin/rasa" run actions --actions actions --port "${ACTION_PORT:-5055}" &
 pids+=($!)
 "$bin/rasa" run --model "$model" --endpoints "$endpoints" --credentials credentials.yml \
-  --port "${RASA_PORT:-5005}" --cors "" &
+  --port "${RASA_PORT:-5005}" --cors "" --enable-api --jwt-secret "$RASA_JWT_SECRET" --jwt-method HS256 &
+pids+=($!)
+"$bin/python" -m cobrador ingest --port "${INGEST_PORT:-5004}" --rasa-url "$COBRADOR_RASA_URL" &
 pids+=($!)
 
-echo "Cobrador is starting: Rasa on :${RASA_PORT:-5005}, actions on :${ACTION_PORT:-5055}. Ctrl-C stops everything." >&2
+echo "Cobrador is starting: WhatsApp webhooks on :${INGEST_PORT:-5004} (${COBRADOR_PUBLIC_URL}/webhooks/whatsapp/webhook), Rasa on :${RASA_PORT:-5005}, actions on :${ACTION_PORT:-5055}. Ctrl-C stops everything." >&2
 if [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
   echo "Local mode (no Twilio credentials): open http://127.0.0.1:${RASA_PORT:-5005}/webhooks/whatsapp/simulator" >&2
 fi

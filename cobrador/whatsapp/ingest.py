@@ -79,7 +79,7 @@ class Ingest:
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest")
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
-        self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
+        self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
         self.tasks: set[asyncio.Task] = set()
 
     def app(self) -> web.Application:
