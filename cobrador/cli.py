@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -184,6 +185,61 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_outreach(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import time
+
+    from cobrador.outreach import dry_run, run_once
+    from cobrador.outreach.config import OutreachConfigError
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
+    now = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
+    try:
+        if args.dry_run:
+            at = dt.datetime.fromisoformat(args.at) if args.at else now()
+            if at.tzinfo is None:
+                print("error: --at needs an offset, e.g. 2026-11-24T09:00:00-06:00", file=sys.stderr)
+                return EXIT_USAGE
+            for line in dry_run(at):
+                print(line)
+            return EXIT_OK
+        if args.at:
+            print("error: --at only goes with --dry-run", file=sys.stderr)
+            return EXIT_USAGE
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        interval = float(os.environ.get("COBRADOR_OUTREACH_INTERVAL", "60"))
+        while True:
+            try:
+                report = run_once(now(), worker_id=args.worker_id)
+            except OutreachConfigError:
+                raise
+            except Exception:  # noqa: BLE001 - e.g. the database is down: log, wait, try again
+                logging.exception("outreach pass failed; retrying in %s s", interval)
+                if args.once:
+                    return EXIT_PARTIAL
+                time.sleep(interval)
+                continue
+            print(
+                f"outreach pass: {report.planned} planned, {report.sent} sent, {report.deferred} deferred, "
+                f"{report.held} held, {report.cancelled} cancelled, {report.unknown} unknown",
+                file=sys.stderr,
+            )
+            if args.once:
+                return EXIT_OK
+            deadline = time.monotonic() + interval
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if stopping:
+                return EXIT_OK
+    except (OutreachConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m cobrador`."""
     parser = argparse.ArgumentParser(prog="python -m cobrador", description="Cobrador: WhatsApp collections assistant")
@@ -226,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--port", type=int, default=int(os.environ.get("COBRADOR_INGEST_PORT", "5004")))
     ingest.add_argument("--rasa-url", default=os.environ.get("COBRADOR_RASA_URL", "http://127.0.0.1:5005"))
     ingest.set_defaults(func=_cmd_ingest)
+
+    outreach = commands.add_parser("outreach", help="send due notices and reminders under the contact rules")
+    outreach.add_argument("--once", action="store_true", help="one pass, then exit (for cron)")
+    outreach.add_argument("--dry-run", action="store_true", help="print what would be sent and why; change nothing")
+    outreach.add_argument("--at", help="with --dry-run: the moment to simulate, ISO date-time with offset")
+    outreach.add_argument("--worker-id", default=f"{socket.gethostname()}:{os.getpid()}")
+    outreach.set_defaults(func=_cmd_outreach)
 
     demo = commands.add_parser("demo", help="the demo portfolio")
     demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")

@@ -131,11 +131,15 @@ class AccountView:
         `{reference}` is replaced by the URL-quoted account reference and
         `{amount}` (if the template uses it) by the balance with two decimals.
         """
-        if not self.payment_link_template:
-            return None
-        return self.payment_link_template.replace("{reference}", quote(self.reference, safe="")).replace(
-            "{amount}", f"{self.balance:.2f}"
-        )
+        return payment_link(self.payment_link_template, self.reference, self.balance)
+
+
+def payment_link(template: Optional[str], reference: str, balance: Decimal) -> Optional[str]:
+    """A creditor's payment link for one account: `{reference}` URL-quoted,
+    `{amount}` the balance with two decimals; None without a template."""
+    if not template:
+        return None
+    return template.replace("{reference}", quote(reference, safe="")).replace("{amount}", f"{balance:.2f}")
 
 
 @dataclass(frozen=True)

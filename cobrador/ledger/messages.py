@@ -118,9 +118,7 @@ def release_inbound(session: Session, provider_sid: str) -> None:
     """Back to `received` a message claimed for a turn that never started."""
     session.execute(
         update(Message)
-        .where(
-            Message.provider_sid == provider_sid, Message.direction == "inbound", Message.status == "processing"
-        )
+        .where(Message.provider_sid == provider_sid, Message.direction == "inbound", Message.status == "processing")
         .values(status="received", updated_at=utcnow())
     )
 
