@@ -70,6 +70,71 @@ def _cmd_import_portfolio(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if report.errors else EXIT_OK
 
 
+def _cmd_import_payments(args: argparse.Namespace) -> int:
+    from cobrador.ledger.db import session_scope
+    from cobrador.ledger.payments import ImportFileError, import_payments
+
+    try:
+        today = dt.date.fromisoformat(args.today) if args.today else dt.datetime.now(dt.timezone.utc).date()
+    except ValueError:
+        print(f"error: --today {args.today!r} is not a date YYYY-MM-DD", file=sys.stderr)
+        return EXIT_USAGE
+    show_progress = args.progress or (args.progress is None and sys.stderr.isatty())
+    try:
+        with session_scope() as session:
+            report = import_payments(
+                session, Path(args.file), today=today, progress_factory=_progress_factory(show_progress)
+            )
+    except (ImportFileError, FileNotFoundError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for error in report.errors:
+        print(f"line {error.line}: {error.reason}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"line {warning.line}: warning: {warning.reason}", file=sys.stderr)
+    totals = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(report.totals.items())) or "nothing"
+    print(
+        f"{report.rows} rows: {report.applied} applied ({totals}), {report.already_applied} already applied, "
+        f"{len(report.errors)} rejected; promises {report.promises_kept} kept, {report.promises_broken} broken; "
+        f"instalments {report.installments_paid} paid, plans {report.plans_completed} completed; "
+        f"accounts {report.accounts_paid_off} paid off; claims {report.claims_confirmed} confirmed"
+    )
+    return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def _moment(text: str, what: str) -> dt.datetime:
+    """A date (midnight UTC) or an ISO date-time (UTC when it has no offset)."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not a date YYYY-MM-DD or an ISO date-time") from None
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from cobrador.ledger.db import session_scope
+    from cobrador.ledger.export import write_export
+
+    try:
+        since = _moment(args.since, "--since")
+        until = _moment(args.until, "--until") if args.until else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if until is not None and until <= since:
+        print("error: --until must be after --since", file=sys.stderr)
+        return EXIT_USAGE
+    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
+    try:
+        with session_scope() as session:
+            count = write_export(session, out, since, until, args.creditor)
+    finally:
+        if args.out:
+            out.close()
+    print(f"{count} events exported", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_debtor_show(args: argparse.Namespace) -> int:
     from cobrador.ledger.db import session_scope
     from cobrador.ledger.inspect import debtor_snapshot, render_text
@@ -259,6 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--progress", dest="progress", action="store_true", default=None, help="force a progress bar")
     importer.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     importer.set_defaults(func=_cmd_import_portfolio)
+
+    payments = commands.add_parser("import-payments", help="apply the creditor's payments reconciliation CSV")
+    payments.add_argument("file")
+    payments.add_argument("--today", help="the import's date, YYYY-MM-DD (default: today in UTC)")
+    payments.add_argument("--progress", dest="progress", action="store_true", default=None, help="force a progress bar")
+    payments.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    payments.set_defaults(func=_cmd_import_payments)
+
+    export = commands.add_parser("export", help="outcomes since a date as CSV, for the creditor's system")
+    export.add_argument("--since", required=True, help="YYYY-MM-DD or ISO date-time (UTC when no offset), inclusive")
+    export.add_argument("--until", help="YYYY-MM-DD or ISO date-time, exclusive (default: now)")
+    export.add_argument("--creditor", help="only this creditor's accounts and debtors")
+    export.add_argument("--out", help="write to this file instead of stdout")
+    export.set_defaults(func=_cmd_export)
 
     debtor = commands.add_parser("debtor", help="inspect debtors")
     debtor_commands = debtor.add_subparsers(dest="debtor_command", required=True, metavar="ACTION")

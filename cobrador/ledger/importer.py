@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 from zoneinfo import available_timezones
 
 from sqlalchemy import select
@@ -90,7 +90,7 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def _amount(text: str, column: str) -> Decimal:
+def parse_amount(text: str, column: str) -> Decimal:
     text = text.strip()
     if not _AMOUNT.match(text):
         raise ValueError(f"{column} {text!r} is not an amount like 1500.00")
@@ -103,7 +103,7 @@ def _amount(text: str, column: str) -> Decimal:
     return value
 
 
-def _date(text: str, column: str) -> dt.date:
+def parse_date(text: str, column: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text.strip())
     except ValueError as exc:
@@ -149,10 +149,10 @@ def _parse_row(raw: dict[str, str], line: int, creditors: dict[str, tuple[int, s
     currency = get("currency").upper()
     if currency not in CURRENCIES:
         raise ValueError(f"currency {get('currency')!r} must be one of {', '.join(CURRENCIES)}")
-    original = _amount(get("original_amount"), "original_amount")
-    balance = _amount(get("balance"), "balance")
-    due_date = _date(get("due_date"), "due_date")
-    as_of = _date(get("balance_as_of"), "balance_as_of")
+    original = parse_amount(get("original_amount"), "original_amount")
+    balance = parse_amount(get("balance"), "balance")
+    due_date = parse_date(get("due_date"), "due_date")
+    as_of = parse_date(get("balance_as_of"), "balance_as_of")
     last4 = get("account_last4") or re.sub(r"\D", "", reference)[-4:]
     if not re.fullmatch(r"\d{4}", last4):
         raise ValueError("account_last4 must be 4 digits (or the reference must end in 4 digits)")
@@ -192,11 +192,12 @@ def _parse_row(raw: dict[str, str], line: int, creditors: dict[str, tuple[int, s
     )
 
 
-def _read(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def read_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a UTF-8 CSV with the line each ends on; the header must have `required`."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [column.strip() for column in (reader.fieldnames or [])]
-        missing = [column for column in REQUIRED_COLUMNS if column not in header]
+        missing = [column for column in required if column not in header]
         if missing:
             raise ImportFileError(f"{path}: missing columns: {', '.join(missing)}")
         reader.fieldnames = header
@@ -241,7 +242,7 @@ def import_portfolio(
     }
     rows: list[_Row] = []
     seen: dict[tuple[int, str], int] = {}
-    iterator = _read(path)
+    iterator = read_rows(path, REQUIRED_COLUMNS)
     if progress_factory is not None:
         iterator = progress_factory(iterator)
     for line, raw in iterator:
