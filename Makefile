@@ -105,6 +105,7 @@ bench: setup train
 	$(PY) bench/import_portfolio.py
 	$(PY) bench/nlu.py
 	$(PY) bench/whatsapp.py
+	$(PY) bench/outreach.py
 
 # Regenerate the lock from requirements.in in a scratch venv (needs the registry).
 lock:

@@ -128,6 +128,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         with session_scope() as session:
             count = write_export(session, out, since, until, args.creditor)
+    except BrokenPipeError:  # e.g. piped into `head`
+        return EXIT_OK
     finally:
         if args.out:
             out.close()

@@ -38,6 +38,12 @@ pids+=($!)
 pids+=($!)
 "$bin/python" -m cobrador ingest --port "${INGEST_PORT:-5004}" --rasa-url "$COBRADOR_RASA_URL" &
 pids+=($!)
+# Business-initiated messages under the contact rules (docs/outreach.md);
+# COBRADOR_OUTREACH=off leaves them out (e.g. a second machine).
+if [ "${COBRADOR_OUTREACH:-on}" != "off" ]; then
+  "$bin/python" -m cobrador outreach &
+  pids+=($!)
+fi
 
 echo "Cobrador is starting: WhatsApp webhooks on :${INGEST_PORT:-5004} (${COBRADOR_PUBLIC_URL}/webhooks/whatsapp/webhook), Rasa on :${RASA_PORT:-5005}, actions on :${ACTION_PORT:-5055}. Ctrl-C stops everything." >&2
 if [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
