@@ -70,6 +70,7 @@ def import_payments(
     *,
     today: dt.date,
     progress_factory: Optional[Callable[[Iterable], Iterable]] = None,
+    now: Optional[dt.datetime] = None,
 ) -> PaymentReport:
     """Applies a reconciliation CSV to the ledger.
 
@@ -79,6 +80,8 @@ def import_payments(
         today: the date of the import (payments cannot be later; promises
             due before it and not covered are broken).
         progress_factory: optional wrapper of the row iterator (a progress bar).
+        now: when the payments are recorded (default: the clock; tests and
+            simulations pass theirs).
 
     Raises:
         ImportFileError: the header lacks required columns.
@@ -113,7 +116,7 @@ def import_payments(
     for row in rows:
         by_account[row.account_id].append(row)
     for account_id, payments in by_account.items():
-        _apply(session, session.get(Account, account_id), payments, today, report)
+        _apply(session, session.get(Account, account_id), payments, today, now or utcnow(), report)
     report.applied = len(rows)
     return report
 
@@ -146,8 +149,9 @@ def _parse(raw: dict[str, str], line: int, accounts: dict[tuple[str, str], int],
     return _Row(line, account_id, amount, paid_on, external, method)
 
 
-def _apply(session: Session, account: Account, payments: list[_Row], today: dt.date, report: PaymentReport) -> None:
-    now = utcnow()
+def _apply(
+    session: Session, account: Account, payments: list[_Row], today: dt.date, now: dt.datetime, report: PaymentReport
+) -> None:
     for row in payments:
         session.add(
             Payment(

@@ -26,7 +26,7 @@ from functools import cache, lru_cache
 from typing import Iterable, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from cobrador.ledger.models import Account, Creditor, Debtor, Installment, Payment, PaymentPlan, Promise
@@ -94,6 +94,7 @@ def plan(session: Session, now: dt.datetime, config: OutreachConfig) -> int:
     first_sent = _first_notices_sent(session)
     promises = _pending_promises(session)
     plans = _active_plans(session)
+    promise_ended = _last_promise_resolution(session)
     planned: list[_Planned] = []
     for account in accounts.values():
         if not account.collectable:
@@ -104,11 +105,19 @@ def plan(session: Session, now: dt.datetime, config: OutreachConfig) -> int:
         if sent_on is None:
             continue  # nothing else before the first notice
         first_day = sent_on.astimezone(zone(account.timezone)).date()
+        # After a promise ends (kept, broken, cancelled), reminders resume on
+        # the next cadence day, never with the days it covered.
+        ended = promise_ended.get(account.id)
+        resume = (
+            max(first_day, ended.astimezone(zone(account.timezone)).date() + dt.timedelta(days=1))
+            if ended
+            else first_day
+        )
         offsets = config.for_creditor(account.creditor_code).reminders
         if account.id not in promises and account.id not in plans:
             for offset in offsets:
                 day = account.due_date + dt.timedelta(days=offset)
-                if first_day <= day <= today and day >= today - dt.timedelta(days=EXPIRES_AFTER_DAYS):
+                if resume <= day <= today and day >= today - dt.timedelta(days=EXPIRES_AFTER_DAYS):
                     kind = reminder_kind(offset)
                     planned.append(_Planned(f"{kind}:{account.id}:{day.isoformat()}", kind, account, day))
         for promise_id, due, created in promises.get(account.id, ()):
@@ -184,6 +193,15 @@ def _pending_promises(session: Session) -> dict[int, list[tuple[int, dt.date, dt
     for account_id, promise_id, due, created in rows:
         found[account_id].append((promise_id, due, _aware(created)))
     return found
+
+
+def _last_promise_resolution(session: Session) -> dict[int, dt.datetime]:
+    rows = session.execute(
+        select(Promise.account_id, func.max(Promise.resolved_at))
+        .where(Promise.status != "pending", Promise.resolved_at.isnot(None))
+        .group_by(Promise.account_id)
+    )
+    return {account_id: _aware(resolved) for account_id, resolved in rows}
 
 
 def _active_plans(session: Session) -> dict[int, list[tuple[int, dt.date, dt.datetime]]]:

@@ -52,7 +52,10 @@ from cobrador.whatsapp.twilio_api import SendError, TwilioConfig, TwilioSender
 logger = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = dt.timedelta(minutes=10)  # a claim older than this belongs to a dead worker
-HOLD_RECHECK = dt.timedelta(minutes=15)  # standing blocks (dispute, escalation...) are re-checked this often
+# Standing blocks (dispute, escalation, claim) are re-checked this often; a
+# missing opt-in changes only with an import, so less often.
+HOLD_RECHECK = dt.timedelta(hours=1)
+HOLD_RECHECK_NO_OPT_IN = dt.timedelta(hours=6)
 RETRY_AFTER = dt.timedelta(minutes=5)  # a transient Twilio failure is retried this much later
 WAIT_FIRST_NOTICE = dt.timedelta(minutes=1)
 EXPIRING = ("pre_due", "due", "overdue", "promise_reminder", "installment_reminder")
@@ -235,7 +238,8 @@ def judge(session: Session, job: OutreachJob, now: dt.datetime, config: Outreach
     if decision.reason in PERMANENT:
         return _Verdict("cancelled", decision.reason)
     if not decision.allowed and decision.next_allowed_at is None:
-        return _Verdict("held", decision.reason, now + HOLD_RECHECK)
+        recheck = HOLD_RECHECK_NO_OPT_IN if decision.reason == contact.NO_OPT_IN else HOLD_RECHECK
+        return _Verdict("held", decision.reason, now + recheck)
     if not decision.allowed:
         return _Verdict("deferred", decision.reason, decision.next_allowed_at)
     portfolio = config.for_creditor(creditor.code)
@@ -393,6 +397,10 @@ def _pay_how(creditor: Creditor, account: Account, link: Optional[str], lang: st
 
 
 def _settle(session: Session, job: OutreachJob, verdict: _Verdict, now: dt.datetime, worker_id: str) -> None:
+    """Records a decision that is not a send. A job held again for the same
+    reason is not logged again: the log shows when a block starts and ends,
+    not every re-check."""
+    repeated = verdict.outcome == "held" and job.reason == verdict.reason
     job.reason = verdict.reason
     job.claimed_by = job.claimed_at = None
     if verdict.outcome == "cancelled":
@@ -400,7 +408,8 @@ def _settle(session: Session, job: OutreachJob, verdict: _Verdict, now: dt.datet
     else:
         job.status = "pending"
         job.not_before = verdict.next_at
-    _log(session, job, now, verdict.outcome, verdict.reason, verdict.next_at, worker_id)
+    if not repeated:
+        _log(session, job, now, verdict.outcome, verdict.reason, verdict.next_at, worker_id)
 
 
 def _record(

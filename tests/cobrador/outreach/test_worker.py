@@ -133,10 +133,12 @@ def test_an_open_escalation_holds_until_it_is_resolved(book: Book) -> None:
     assert book.sent(account) == []
     with session_scope(book.url) as session:
         commands.resolve_escalation(session, escalation_id)
-    run(book, "2026-11-23T09:10:00-06:00")
-    assert book.sent(account) == []  # held jobs are re-checked every 15 minutes
-    run(book, "2026-11-23T09:15:00-06:00")
+    run(book, "2026-11-23T09:59:00-06:00")
+    assert book.sent(account) == []  # held jobs are re-checked every hour
+    run(book, "2026-11-23T10:00:00-06:00")
     assert book.sent(account) == ["first_notice"]
+    # The hold was logged once, not at every re-check, and its end shows as the send.
+    assert book.log(account) == [("first_notice", "held", "open_escalation"), ("first_notice", "sent", "allowed")]
 
 
 def test_the_cap_defers_to_when_an_attempt_leaves_the_week(book: Book) -> None:
@@ -177,7 +179,7 @@ def test_a_deferred_reminder_is_superseded_by_the_next_and_old_ones_expire(book:
     run(book, "2026-11-26T09:00:00-06:00")  # D0 due: D-3 superseded, D0 held
     with session_scope(book.url) as session:
         commands.resolve_escalation(session, escalation_id)
-    run(book, "2026-11-26T09:30:00-06:00")
+    run(book, "2026-11-26T10:00:00-06:00")  # the hourly re-check of held jobs
     assert book.sent(account) == ["first_notice", "due"]
     reasons = [(kind, outcome, reason) for kind, outcome, reason in book.log(account)]
     assert ("pre_due", "cancelled", "superseded") in reasons
@@ -188,7 +190,7 @@ def test_a_deferred_reminder_is_superseded_by_the_next_and_old_ones_expire(book:
     run(book, "2026-12-03T09:00:00-06:00")  # D+3 now 4 days old: expired; D+7 held
     with session_scope(book.url) as session:
         commands.resolve_escalation(session, escalation_id)
-    run(book, "2026-12-03T09:30:00-06:00")
+    run(book, "2026-12-03T10:00:00-06:00")
     assert book.sent(account) == ["first_notice", "due", "overdue"]
     assert ("overdue", "cancelled", "expired") in book.log(account)
     (late,) = [j for j in book.jobs(account) if j.kind == "overdue" and j.status == "sent"]
