@@ -307,6 +307,36 @@ def _cmd_outreach(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def _cmd_web(args: argparse.Namespace) -> int:
+    from cobrador.console.app import serve
+
+    serve(args.host, args.port)
+    return EXIT_OK
+
+
+def _cmd_agent_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from cobrador.console.auth import AuthError, add_agent
+    from cobrador.ledger.db import session_scope
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        with session_scope() as session:
+            agent_id = add_agent(session, args.email, args.name, password, args.role)
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.role} {args.email} created (id {agent_id})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m cobrador`."""
     parser = argparse.ArgumentParser(prog="python -m cobrador", description="Cobrador: WhatsApp collections assistant")
@@ -370,6 +400,20 @@ def build_parser() -> argparse.ArgumentParser:
     outreach.add_argument("--at", help="with --dry-run: the moment to simulate, ISO date-time with offset")
     outreach.add_argument("--worker-id", default=f"{socket.gethostname()}:{os.getpid()}")
     outreach.set_defaults(func=_cmd_outreach)
+
+    web = commands.add_parser("web", help="the agent console")
+    web.add_argument("--host", default=os.environ.get("COBRADOR_CONSOLE_HOST", "127.0.0.1"))
+    web.add_argument("--port", type=int, default=int(os.environ.get("COBRADOR_CONSOLE_PORT", "8000")))
+    web.set_defaults(func=_cmd_web)
+
+    agent = commands.add_parser("agent", help="console users")
+    agent_commands = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    agent_add = agent_commands.add_parser("add", help="create an agent or supervisor (password prompted)")
+    agent_add.add_argument("email")
+    agent_add.add_argument("--name", default="")
+    agent_add.add_argument("--role", choices=["agent", "supervisor"], default="agent")
+    agent_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    agent_add.set_defaults(func=_cmd_agent_add)
 
     demo = commands.add_parser("demo", help="the demo portfolio")
     demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")

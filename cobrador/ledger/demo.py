@@ -37,6 +37,12 @@ ANCHOR = dt.date(2026, 11, 23)
 DATE_COLUMNS = ("due_date", "balance_as_of")
 
 
+DEMO_AGENTS = (
+    ("agente@demo.cobrador.mx", "Laura Agente", "demo-agente-2026", "agent"),
+    ("supervisor@demo.cobrador.mx", "Carlos Supervisor", "demo-supervisor-2026", "supervisor"),
+)
+
+
 def is_empty(session: Session) -> bool:
     """True when the ledger holds no debtor yet."""
     return session.execute(select(func.count(Debtor.id))).scalar_one() == 0
@@ -135,4 +141,9 @@ def load_demo(session: Session, today: dt.date) -> ImportReport:
         )
     )
     session.flush()
+    # Console users (README: "Agent console"); demo passwords, never for production.
+    from cobrador.console.auth import add_agent
+
+    for email, name, password, role in DEMO_AGENTS:
+        add_agent(session, email, name, password, role)
     return report

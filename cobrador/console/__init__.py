@@ -1,0 +1,1 @@
+"""The agent console: escalated conversations handed to people (`python -m cobrador web`)."""
