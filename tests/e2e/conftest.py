@@ -3,6 +3,8 @@ per test session on free ports, with the trained model and a demo ledger."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Callable, Iterator
@@ -63,3 +65,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack = Stack(local.rasa_url, local.actions_url, database_url, local.rasa_log, local.ingest_url)
         stack.launch = local.launch_rasa
         yield stack
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        unavailable("Chromium", f"{CHROMIUM} not found; `make browser` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()

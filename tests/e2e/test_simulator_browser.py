@@ -5,28 +5,6 @@ endpoint."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from typing import Iterator
-
-import pytest
-
-from tests.support import unavailable
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        unavailable("Chromium", f"{CHROMIUM} not found; `make browser` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
 
 def test_a_person_chats_with_the_bot_in_the_simulator(stack, browser) -> None:
     page = browser.new_page()
