@@ -38,6 +38,9 @@ pids+=($!)
 pids+=($!)
 "$bin/python" -m cobrador ingest --port "${INGEST_PORT:-5004}" --rasa-url "$COBRADOR_RASA_URL" &
 pids+=($!)
+# The agent console (docs/console.md): log in with a demo agent from the README.
+"$bin/python" -m cobrador web --port "${CONSOLE_PORT:-8000}" &
+pids+=($!)
 # Business-initiated messages under the contact rules (docs/outreach.md);
 # COBRADOR_OUTREACH=off leaves them out (e.g. a second machine).
 if [ "${COBRADOR_OUTREACH:-on}" != "off" ]; then
@@ -48,5 +51,6 @@ fi
 echo "Cobrador is starting: WhatsApp webhooks on :${INGEST_PORT:-5004} (${COBRADOR_PUBLIC_URL}/webhooks/whatsapp/webhook), Rasa on :${RASA_PORT:-5005}, actions on :${ACTION_PORT:-5055}. Ctrl-C stops everything." >&2
 if [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
   echo "Local mode (no Twilio credentials): open http://127.0.0.1:${RASA_PORT:-5005}/webhooks/whatsapp/simulator" >&2
+  echo "Agent console: http://127.0.0.1:${CONSOLE_PORT:-8000} (agente@demo.cobrador.mx / demo-agente-2026)" >&2
 fi
 wait -n
