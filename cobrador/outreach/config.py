@@ -115,6 +115,8 @@ def _portfolio(section: dict[str, Any], base: Optional[Portfolio], where: str) -
         raise OutreachConfigError(f"{where}.reminders: expected a list of whole days, e.g. [-3, 0, 3, 7]")
     if len(set(reminders)) != len(reminders):
         raise OutreachConfigError(f"{where}.reminders: repeated offsets")
+    if base is not None and "rate_per_minute" in section:
+        raise OutreachConfigError(f"{where}.rate_per_minute: the throttle is per worker; set it in `default`")
     rate = section.get("rate_per_minute", base.rate_per_minute if base else 60)
     if not isinstance(rate, int) or rate < 1:
         raise OutreachConfigError(f"{where}.rate_per_minute: expected a positive whole number")

@@ -142,12 +142,18 @@ def run_once(
     client = TwilioSender(twilio) if twilio else None
     try:
         last_send = 0.0
+        interval = 60.0 / config.default.rate_per_minute  # sends per worker process
         while True:
             with session_scope(database_url) as session:
                 ids = _claim(session, now, worker_id, batch)
             if not ids:
                 break
             for job_id in ids:
+                # The throttle waits outside any transaction (a sleeping
+                # transaction would hold SQLite's write lock, or row locks).
+                wait = last_send + interval - time.monotonic()
+                if wait > 0:
+                    sleep(wait)
                 with session_scope(database_url) as session:
                     job = session.get(OutreachJob, job_id)
                     verdict = judge(session, job, now, config)
@@ -157,10 +163,6 @@ def run_once(
                         _settle(session, job, verdict, now, worker_id)
                         setattr(report, verdict.outcome, getattr(report, verdict.outcome) + 1)
                         continue
-                    interval = 60.0 / config.for_creditor(_creditor_code(session, job)).rate_per_minute
-                    wait = last_send + interval - time.monotonic()
-                    if wait > 0:
-                        sleep(wait)
                     last_send = time.monotonic()
                     message_id = _record(session, job, verdict, now, worker_id, local=twilio is None)
                 outcome = "sent"
@@ -480,12 +482,6 @@ def _mark_broken(session: Session, promise_id: int, now: dt.datetime) -> None:
     promise = session.get(Promise, promise_id)
     if promise.status == "pending":
         promise.status, promise.resolved_at = "broken", now
-
-
-def _creditor_code(session: Session, job: OutreachJob) -> str:
-    return session.execute(
-        select(Creditor.code).join(Account, Account.creditor_id == Creditor.id).where(Account.id == job.account_id)
-    ).scalar_one()
 
 
 def _log(

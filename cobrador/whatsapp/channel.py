@@ -526,7 +526,16 @@ class WhatsAppInput(InputChannel):
 
     async def _recover(self, app: Any, process: Callable[..., Awaitable[None]]) -> None:
         """Processes what a crash or restart left pending, oldest first, once Rasa is ready."""
-        pending = await asyncio.to_thread(_pending)
+        for attempt in range(10):  # the database may be busy (or down) while everything starts
+            try:
+                pending = await asyncio.to_thread(_pending)
+                break
+            except Exception:  # noqa: BLE001
+                logger.warning("could not read pending messages (attempt %s); retrying", attempt + 1, exc_info=True)
+                await asyncio.sleep(3)
+        else:
+            logger.error("pending messages not recovered at start; the sweep will take the received ones")
+            return
         if not pending:
             return
         await _agent_ready(app)

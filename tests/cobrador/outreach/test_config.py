@@ -68,6 +68,10 @@ def bad_cadence(data) -> None:  # noqa: ANN001
     data["creditors"] = {"MX": {"reminders": [0, 0]}}
 
 
+def creditor_rate(data) -> None:  # noqa: ANN001
+    data["creditors"] = {"MX": {"rate_per_minute": 5}}
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -79,6 +83,7 @@ def bad_cadence(data) -> None:  # noqa: ANN001
         (promise_variable_on_a_reminder, "unknown for pre_due: promise_amount"),
         (no_opt_out_line, "must include opt_out"),
         (bad_cadence, "creditors.MX.reminders: repeated offsets"),
+        (creditor_rate, "the throttle is per worker"),
     ],
 )
 def test_configuration_errors_say_where_and_why(tmp_path: Path, mutate, message: str) -> None:  # noqa: ANN001
