@@ -62,7 +62,12 @@ def _insert_ignoring_duplicates(session: Session, values: dict[str, Any]) -> boo
 
 
 def record_inbound(
-    session: Session, provider_sid: str, phone: str, body: str, media: Sequence[dict[str, Any]] = ()
+    session: Session,
+    provider_sid: str,
+    phone: str,
+    body: str,
+    media: Sequence[dict[str, Any]] = (),
+    status: str = "received",
 ) -> bool:
     """Stores an inbound message once, in a single statement (this is on the
     path that must answer Twilio quickly).
@@ -81,7 +86,7 @@ def record_inbound(
             "provider_sid": provider_sid,
             "body": body,
             "media": list(media),
-            "status": "received",
+            "status": status,  # "processing" when the caller hands it to a turn at once
             "sender": "debtor",
             "created_at": now,
             "updated_at": now,
@@ -97,20 +102,24 @@ def set_inbound_status(session: Session, provider_sid: str, status: str) -> None
     )
 
 
-def claim_inbound(session: Session, provider_sid: str, from_statuses: Sequence[str] = ("received",)) -> bool:
+def claim_inbound(
+    session: Session,
+    provider_sid: str,
+    from_statuses: Sequence[str] = ("received",),
+    unchanged_since: Optional[dt.datetime] = None,
+) -> bool:
     """Marks an inbound message `processing` if it is still in one of
     `from_statuses`; True for the one caller that wins it. This is what keeps a
     message from being answered twice when it reaches the bot by two ways (the
     ingest's forward and the sweep of stale messages)."""
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.provider_sid == provider_sid,
-            Message.direction == "inbound",
-            Message.status.in_(tuple(from_statuses)),
-        )
-        .values(status="processing", updated_at=utcnow())
-    )
+    conditions = [
+        Message.provider_sid == provider_sid,
+        Message.direction == "inbound",
+        Message.status.in_(tuple(from_statuses)),
+    ]
+    if unchanged_since is not None:  # a stale claim is taken over only if nobody touched it since
+        conditions.append(Message.updated_at < unchanged_since)
+    result = session.execute(update(Message).where(*conditions).values(status="processing", updated_at=utcnow()))
     return result.rowcount == 1
 
 
@@ -123,12 +132,13 @@ def release_inbound(session: Session, provider_sid: str) -> None:
     )
 
 
-def stale_received(session: Session, older_than: dt.datetime, limit: int = 100) -> list[LoggedMessage]:
-    """Inbound messages stored before `older_than` and never picked up (a lost
-    forward from the ingest), oldest first."""
+def stale_inbound(session: Session, status: str, older_than: dt.datetime, limit: int = 100) -> list[LoggedMessage]:
+    """Inbound messages left in `status` since before `older_than`, oldest first:
+    `received` ones never picked up (a forward the ingest could not deliver),
+    `processing` ones whose turn never finished (an ingest that died holding them)."""
     rows = session.execute(
         select(Message)
-        .where(Message.direction == "inbound", Message.status == "received", Message.created_at < older_than)
+        .where(Message.direction == "inbound", Message.status == status, Message.updated_at < older_than)
         .order_by(Message.created_at, Message.id)
         .limit(limit)
     ).scalars()

@@ -183,9 +183,16 @@ def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str]
         messages.mark_outbound(session, message_id, status, provider_sid=sid, error_code=error, template_sid=template)
 
 
-def _store_inbound(sid: str, phone: str, body: str, media: list) -> bool:
+def _store_inbound(sid: str, phone: str, body: str, media: list, status: str) -> tuple[bool, str]:
+    """Stores the message once; returns whether it is new and the debtor's language."""
+    from sqlalchemy import select
+
+    from cobrador.ledger.models import Debtor
+
     with session_scope() as session:
-        return messages.record_inbound(session, sid, phone, body, media)
+        stored = messages.record_inbound(session, sid, phone, body, media, status=status)
+        language = session.execute(select(Debtor.language).where(Debtor.phone == phone)).scalar_one_or_none()
+        return stored, language or "es"
 
 
 def _set_status(sid: str, status: str) -> None:
@@ -224,11 +231,28 @@ def release_claim(sid: str) -> None:
         messages.release_inbound(session, sid)
 
 
-def _stale(seconds: float) -> list[messages.LoggedMessage]:
+def _stale(status: str, seconds: float) -> list[messages.LoggedMessage]:
     import datetime as dt
 
     with session_scope() as session:
-        return messages.stale_received(session, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds))
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+        return messages.stale_inbound(session, status, cutoff)
+
+
+def _take_over(sid: str, seconds: float) -> Optional[str]:
+    """Claims a message stuck in `processing` for longer than `seconds`; its language, or None."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from cobrador.ledger.models import Debtor, Message
+
+    with session_scope() as session:
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+        if not messages.claim_inbound(session, sid, ("processing",), unchanged_since=cutoff):
+            return None
+        phone = session.execute(select(Message.phone).where(Message.provider_sid == sid)).scalar_one()
+        return session.execute(select(Debtor.language).where(Debtor.phone == phone)).scalar_one_or_none() or "es"
 
 
 def _language(phone: str) -> str:
@@ -301,17 +325,20 @@ class Admission:
     text: str
     inbound: Optional[Inbound] = None
     opt_out: bool = False
+    language: str = "es"
 
     @property
     def content_type(self) -> str:
         return "text/xml" if self.status == 200 else "text/plain"
 
 
-def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> Admission:
+def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str, claim: bool = False) -> Admission:
     """Everything that must happen before Twilio gets its answer, in one call
     (run on a worker thread): the signature over the public URL and the raw
     form, then the message stored once by MessageSid. Unsigned, tampered or
-    malformed requests store nothing; a replay is acknowledged and dropped."""
+    malformed requests store nothing; a replay is acknowledged and dropped.
+    With `claim`, the message is stored already `processing` (the caller
+    hands it to a turn itself: one write less on the acknowledgement path)."""
     try:
         form = parse_form(raw_body)
     except UnicodeDecodeError:
@@ -321,9 +348,11 @@ def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str
     inbound = read_inbound(form)
     if isinstance(inbound, str):
         return Admission(400, inbound)
-    if not _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media):
+    status = "processing" if claim else "received"
+    stored, language = _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media, status)
+    if not stored:
         return Admission(200, EMPTY_TWIML)
-    return Admission(200, EMPTY_TWIML, inbound, is_opt_out_keyword(inbound.body))
+    return Admission(200, EMPTY_TWIML, inbound, is_opt_out_keyword(inbound.body), language)
 
 
 def record_status(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> tuple[int, str]:
@@ -414,13 +443,16 @@ class WhatsAppInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("whatsapp_webhook", __name__)
 
-        async def process(inbound: Inbound, recovered: bool = False) -> None:
+        async def process(inbound: Inbound, recovered: bool = False, take_over: Optional[float] = None) -> None:
             if inbound.sid in self.in_flight:
                 return
             self.in_flight.add(inbound.sid)
             try:
                 async with self.turns:
-                    language = await asyncio.to_thread(claim_for_turn, inbound.sid, inbound.phone, recovered)
+                    if take_over is not None:
+                        language = await asyncio.to_thread(_take_over, inbound.sid, take_over)
+                    else:
+                        language = await asyncio.to_thread(claim_for_turn, inbound.sid, inbound.phone, recovered)
                     if language is not None:  # None: answered or being answered elsewhere
                         await run_turn(inbound, language, recovered)
             finally:
@@ -544,18 +576,25 @@ class WhatsAppInput(InputChannel):
             await process(_from_log(message), recovered=True)
 
     async def _sweep(self, process: Callable[..., Awaitable[None]]) -> None:
-        """Picks up messages stored but never handed over (a forward the ingest
-        could not deliver), so nothing waits for the next restart."""
+        """Picks up messages stored but never answered, so nothing waits for the
+        next restart: `received` ones whose hand-over failed (Rasa was down
+        longer than the ingest's retries), and `processing` ones held for
+        longer than COBRADOR_STALE_CLAIM_SECONDS (15 min; an ingest that died)."""
+        stale_claim = float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", "900"))
         while True:
             await asyncio.sleep(self.sweep_seconds)
             try:
-                stale = await asyncio.to_thread(_stale, 2 * self.sweep_seconds)
+                received = await asyncio.to_thread(_stale, "received", 2 * self.sweep_seconds)
+                stuck = await asyncio.to_thread(_stale, "processing", stale_claim)
             except Exception:  # noqa: BLE001 - the database may be down for a while
                 logger.exception("sweep of stale inbound messages failed")
                 continue
-            for message in stale:
+            for message in received:
                 if message.provider_sid not in self.in_flight:
                     await process(_from_log(message))
+            for message in stuck:
+                if message.provider_sid not in self.in_flight:
+                    await process(_from_log(message), take_over=stale_claim)
 
 
 async def _agent_ready(app: Any) -> None:

@@ -70,9 +70,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
-    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser).
+    Module-scoped: Playwright's sync API keeps an event loop running while it
+    is open, which asyncio tests after it could not share."""
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         unavailable("Chromium", f"{CHROMIUM} not found; `make browser` installs Debian's chromium")
     from playwright.sync_api import sync_playwright

@@ -271,3 +271,25 @@ def test_a_stored_message_whose_forward_was_lost_is_answered_by_the_sweep(stack)
     assert len(replies) >= 1
     time.sleep(3)
     assert outbound_count(stack, phone) == before + len(replies)  # answered once
+
+
+def test_a_message_an_ingest_died_holding_is_taken_over_after_the_stale_claim_time(stack) -> None:
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    phone = "+525550000119"
+    sid = "SM" + "b" * 32
+    before = outbound_count(stack, phone)
+    with session_scope(stack.database_url) as session:  # claimed by an ingest that then died, long ago
+        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
+        session.execute(
+            update(Message)
+            .where(Message.provider_sid == sid)
+            .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+        )
+    processed(stack, phone, sid, timeout=30)
+    replies = replies_after(stack, phone, before)
+    assert len(replies) >= 1
+    time.sleep(3)
+    assert outbound_count(stack, phone) == before + len(replies)
