@@ -183,16 +183,9 @@ def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str]
         messages.mark_outbound(session, message_id, status, provider_sid=sid, error_code=error, template_sid=template)
 
 
-def _store_inbound(sid: str, phone: str, body: str, media: list, status: str) -> tuple[bool, str]:
-    """Stores the message once; returns whether it is new and the debtor's language."""
-    from sqlalchemy import select
-
-    from cobrador.ledger.models import Debtor
-
+def _store_inbound(sid: str, phone: str, body: str, media: list) -> bool:
     with session_scope() as session:
-        stored = messages.record_inbound(session, sid, phone, body, media, status=status)
-        language = session.execute(select(Debtor.language).where(Debtor.phone == phone)).scalar_one_or_none()
-        return stored, language or "es"
+        return messages.record_inbound(session, sid, phone, body, media)
 
 
 def _set_status(sid: str, status: str) -> None:
@@ -325,20 +318,17 @@ class Admission:
     text: str
     inbound: Optional[Inbound] = None
     opt_out: bool = False
-    language: str = "es"
 
     @property
     def content_type(self) -> str:
         return "text/xml" if self.status == 200 else "text/plain"
 
 
-def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str, claim: bool = False) -> Admission:
+def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> Admission:
     """Everything that must happen before Twilio gets its answer, in one call
     (run on a worker thread): the signature over the public URL and the raw
     form, then the message stored once by MessageSid. Unsigned, tampered or
-    malformed requests store nothing; a replay is acknowledged and dropped.
-    With `claim`, the message is stored already `processing` (the caller
-    hands it to a turn itself: one write less on the acknowledgement path)."""
+    malformed requests store nothing; a replay is acknowledged and dropped."""
     try:
         form = parse_form(raw_body)
     except UnicodeDecodeError:
@@ -348,11 +338,9 @@ def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str
     inbound = read_inbound(form)
     if isinstance(inbound, str):
         return Admission(400, inbound)
-    status = "processing" if claim else "received"
-    stored, language = _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media, status)
-    if not stored:
+    if not _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media):
         return Admission(200, EMPTY_TWIML)
-    return Admission(200, EMPTY_TWIML, inbound, is_opt_out_keyword(inbound.body), language)
+    return Admission(200, EMPTY_TWIML, inbound, is_opt_out_keyword(inbound.body))
 
 
 def record_status(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> tuple[int, str]:
