@@ -1,17 +1,19 @@
 """Benchmark: the WhatsApp channel against Rasa's stock REST channel.
 
-Starts the action server and one Rasa server (trained model, demo ledger in a
-temporary SQLite file, local mode) with both channels, then, for 1, 10 and 30
-concurrent conversations, drives the same turns through
+Starts the local stack (action server, one Rasa server with both channels on
+the trained model, the WhatsApp ingest; demo ledger in a temporary SQLite
+file or `--postgres`; local mode), then, for 1, 10 and 30 concurrent
+conversations, drives the same turns through
 
-* the WhatsApp webhook (signed with twilio's RequestValidator): the
-  acknowledgement latency (POST until Twilio would get its 200) and the
-  end-to-end turn latency (inbound stored until it is `processed`, its
-  replies recorded in the outbox, by the server's timestamps);
+* the WhatsApp webhook, signed with twilio's RequestValidator and posted to
+  the ingest: the acknowledgement latency (POST until Twilio would get its
+  200) and the end-to-end turn latency (inbound stored until it is
+  `processed`, its replies recorded in the outbox, by the server's clock);
 * the REST channel: POST until the replies come back (its turn latency).
 
+Each channel runs twice per level, in alternating order, on fresh debtors.
 Prints p50/p95 per measure and turns per second per channel. Run with
-`make bench` or `.venv/bin/python bench/whatsapp.py [--turns N]`.
+`make bench` or `.venv/bin/python bench/whatsapp.py [--turns N] [--postgres URL]`.
 """
 
 from __future__ import annotations
