@@ -27,6 +27,7 @@ from sqlalchemy import insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cobrador.devstack import scratch_postgres  # noqa: E402
 from cobrador.ledger.db import dispose_engines, session_scope  # noqa: E402
 from cobrador.ledger.migrate import upgrade  # noqa: E402
 from cobrador.ledger.models import Account, Creditor, Debtor  # noqa: E402
@@ -37,17 +38,6 @@ from cobrador.outreach.worker import judge  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.timezone.utc)  # 09:00 in Mexico City
 ZONES = ["America/Mexico_City"] * 6 + ["America/Tijuana", "America/Cancun", "America/New_York", "America/Los_Angeles"]
-
-
-def scratch_postgres(server: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS cobrador_bench_outreach"))
-        connection.execute(text("CREATE DATABASE cobrador_bench_outreach"))
-    admin.dispose()
-    return f"{server}/cobrador_bench_outreach"
 
 
 def populate(url: str, count: int) -> None:
@@ -102,7 +92,11 @@ def main() -> int:
     args = parser.parse_args()
     config = load_config()
     with tempfile.TemporaryDirectory() as folder:
-        url = scratch_postgres(args.postgres.rstrip("/")) if args.postgres else f"sqlite:///{folder}/ledger.db"
+        url = (
+            scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_outreach")
+            if args.postgres
+            else f"sqlite:///{folder}/ledger.db"
+        )
         upgrade(url)
         started = time.perf_counter()
         populate(url, args.debtors)

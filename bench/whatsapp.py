@@ -33,7 +33,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cobrador.devstack import MODEL, local_stack  # noqa: E402
+from cobrador.devstack import MODEL, local_stack, scratch_postgres  # noqa: E402
 from cobrador.whatsapp.simulator import signed_form, twilio_fields  # noqa: E402
 
 TOKEN = "bench-local-token"
@@ -74,17 +74,6 @@ class Ledger:
             sids,
         ).fetchone()
         return (last - first) * 86400
-
-
-def scratch_postgres(server: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS cobrador_bench"))
-        connection.execute(text("CREATE DATABASE cobrador_bench"))
-    admin.dispose()
-    return f"{server}/cobrador_bench"
 
 
 class PostgresLedger:
@@ -254,7 +243,7 @@ def main() -> int:
         ledger_path = Path(folder) / "ledger.db"
         database_url = f"sqlite:///{ledger_path}"
         if args.postgres:
-            database_url = scratch_postgres(args.postgres.rstrip("/"))
+            database_url = scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench")
         with local_stack(Path(folder), database_url, token=TOKEN) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
             print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
