@@ -3,7 +3,8 @@ through signed WhatsApp webhooks (the real ingest, Rasa and action server),
 an agent logs in to the console, takes the conversation, sees new debtor
 messages arrive live while the bot stays silent (also after "/restart"),
 replies, records a promise and returns the conversation to the bot, which
-answers the debtor's next message."""
+answers the debtor's next message. A new Rasa session (what session expiry
+does) does not wake the bot either: the pause is the escalation in the ledger."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
+import jwt
 import pytest
 import requests
 from sqlalchemy import select
@@ -109,7 +111,20 @@ def test_an_agent_takes_over_replies_and_returns_the_conversation(stack, browser
     # debtor message reaches the agent live, without a reload.
     say(stack, "sigo aquí, ¿me atienden? <b>hola</b>")
     say(stack, "/restart")
-    page.locator("#transcript .msg.debtor", has_text="/restart").wait_for(timeout=10000)
+    # A new Rasa session, as when the session expires (through Rasa's API, with a JWT).
+    token = jwt.encode({"user": {"username": "test", "role": "admin"}}, f"devstack-{LOCAL_TOKEN}", algorithm="HS256")
+    started = requests.post(
+        f"{stack.rasa_url}/conversations/{PHONE}/execute", json={"name": "action_session_start"},
+        headers={"Authorization": f"Bearer {token}"}, timeout=30,
+    )  # fmt: skip
+    assert started.status_code == 200
+    tracker = requests.get(
+        f"{stack.rasa_url}/conversations/{PHONE}/tracker", params={"include_events": "ALL"},
+        headers={"Authorization": f"Bearer {token}"}, timeout=30,
+    ).json()  # fmt: skip
+    assert [e["event"] for e in tracker["events"]].count("session_started") >= 2
+    say(stack, "¿hay alguien? nueva sesión")
+    page.locator("#transcript .msg.debtor", has_text="nueva sesión").wait_for(timeout=10000)
     assert page.locator("#transcript .msg.debtor", has_text="sigo aquí, ¿me atienden? <b>hola</b>").count() == 1
     assert page.locator("#transcript b").count() == 0
     time.sleep(2)
