@@ -46,6 +46,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from cobrador.language.commands import neutralize_command
@@ -472,9 +473,13 @@ class WhatsAppInput(InputChannel):
             url = public_url(self.settings, request.path, request.query_string)
             signature = request.headers.get("X-Twilio-Signature", "")
             # On threads of its own, so the acknowledgement does not queue behind turns.
-            admission = await asyncio.get_running_loop().run_in_executor(
-                self.ack_pool, admit, self.validator, url, request.body or b"", signature
-            )
+            try:
+                admission = await asyncio.get_running_loop().run_in_executor(
+                    self.ack_pool, admit, self.validator, url, request.body or b"", signature
+                )
+            except SQLAlchemyError:  # the database is down: not acknowledged, nothing stored
+                logger.exception("the message could not be stored")
+                return response.text("the message could not be stored; try again", status=503)
             if admission.inbound is not None:
                 if admission.opt_out:
                     request.app.add_task(opt_out(self.settings, self.sender, *_opt_out_args(admission.inbound)))

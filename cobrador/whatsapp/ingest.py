@@ -36,6 +36,7 @@ from typing import Optional
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from cobrador.whatsapp.channel import (
@@ -59,6 +60,16 @@ from cobrador.whatsapp.twilio_api import TwilioSender
 logger = logging.getLogger(__name__)
 
 PROCESS_PATH = "/webhooks/whatsapp/process"
+# The database is down: nothing was stored, so Twilio must not take it as
+# delivered. A 5xx makes Twilio try the number's Fallback URL (point it at a
+# second ingest) and log error 11200; the debtor can write again.
+STORE_FAILED = "the message could not be stored; try again"
+
+
+def _store_failed() -> web.Response:
+    return web.Response(status=503, text=STORE_FAILED, headers={"Retry-After": "5"})
+
+
 # Seconds between forward attempts while Rasa does not answer (about a minute
 # in all); after that the Rasa channel's sweep picks the message up.
 RETRY_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -113,7 +124,11 @@ class Ingest:
         url = public_url(self.settings, request.path, request.query_string)
         signature = request.headers.get("X-Twilio-Signature", "")
         loop = asyncio.get_running_loop()
-        admission = await loop.run_in_executor(self.pool, admit, self.validator, url, raw, signature)
+        try:
+            admission = await loop.run_in_executor(self.pool, admit, self.validator, url, raw, signature)
+        except SQLAlchemyError:
+            logger.exception("the message could not be stored")
+            return _store_failed()
         inbound = admission.inbound
         if inbound is not None:
             if admission.opt_out:
@@ -127,7 +142,11 @@ class Ingest:
         url = public_url(self.settings, request.path, request.query_string)
         signature = request.headers.get("X-Twilio-Signature", "")
         loop = asyncio.get_running_loop()
-        code, text = await loop.run_in_executor(self.pool, record_status, self.validator, url, raw, signature)
+        try:
+            code, text = await loop.run_in_executor(self.pool, record_status, self.validator, url, raw, signature)
+        except SQLAlchemyError:
+            logger.exception("the status could not be stored")
+            return _store_failed()
         return web.Response(status=code, text=text or None)
 
     async def media(self, request: web.Request) -> web.Response:
