@@ -22,14 +22,14 @@ import aiohttp
 import jinja2
 import jwt
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cobrador.console import auth, service
 from cobrador.console.service import Invalid, Refused
 from cobrador.ledger import lookups, messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.inspect import debtor_snapshot
-from cobrador.ledger.models import Account, Agent, Debtor, Escalation, EscalationNote, Promise, utcnow
+from cobrador.ledger.models import Account, Agent, Debtor, Escalation, EscalationNote, Message, Promise, utcnow
 from cobrador.ledger.models_console import AuditEntry
 from cobrador.whatsapp.channel import WhatsAppOutput
 from cobrador.whatsapp.settings import ChannelSettings
@@ -48,6 +48,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 FAILED_LOGIN_DELAY = 1.0  # seconds every failed login costs the caller
+REPLY_WINDOW = dt.timedelta(hours=24)  # WhatsApp: free-form text only this long after the debtor's last message
 
 
 def _age(delta: dt.timedelta) -> str:
@@ -288,11 +289,30 @@ class Console:
             if lookups.is_opted_out(session, escalation.phone):
                 raise Invalid("The debtor opted out of WhatsApp messages: do not write.")
             debtor = session.execute(select(Debtor).where(Debtor.phone == escalation.phone)).scalar_one_or_none()
-            service.audit(session, agent, "reply", escalation, length=len(text))
-            return escalation.phone, debtor.language if debtor else "es"
+            language = debtor.language if debtor else "es"
+            last = session.execute(
+                select(func.max(Message.created_at)).where(
+                    Message.phone == escalation.phone, Message.direction == "inbound"
+                )
+            ).scalar_one()
+            inside = last is not None and _aware(last) > utcnow() - REPLY_WINDOW
+            template = None if inside else self.channel.reengage_templates.get(language)
+            if not inside and template is None:
+                raise Invalid(
+                    "The debtor last wrote more than 24 hours ago: WhatsApp only allows an approved template, and "
+                    "no re-engagement template is configured (TWILIO_REENGAGE_TEMPLATE_ES / _EN)."
+                )
+            service.audit(session, agent, "reply" if inside else "reengage_template", escalation, length=len(text))
+            return escalation.phone, language, template
 
-        phone, language = await self.db(prepare)
+        phone, language, template = await self.db(prepare)
         output = WhatsAppOutput(self.channel, self.sender, language)
+        if template is not None:
+            await output.deliver_template(phone, template, sender=f"agent:{agent.agent_id}")
+            raise Invalid(
+                "Outside WhatsApp's 24-hour window: the approved re-engagement template was sent instead of your "
+                "text. Reply again once the debtor answers."
+            )
         await output.deliver(phone, text, sender=f"agent:{agent.agent_id}")
 
     async def bot_state(self, phone: str) -> str:

@@ -161,17 +161,23 @@ class WhatsAppOutput(OutputChannel):
         return message_id
 
     async def _send_template(self, phone: str, message_id: int, template: str) -> None:
-        """Outside the 24-hour window: the approved re-engagement template instead."""
-        assert self.sender is not None
+        """Outside the 24-hour window: the free-form message failed; the approved re-engagement template instead."""
+        await asyncio.to_thread(_mark, message_id, "failed", None, str(OUTSIDE_WINDOW), None)
+        await self.deliver_template(phone, template)
+
+    async def deliver_template(self, phone: str, template: str, sender: str = "bot") -> int:
+        """Logs and sends an approved template (ContentSid); in local mode it stays in the outbox."""
+        template_id = await asyncio.to_thread(_store_outbound, phone, "", [], sender, template)
+        if self.sender is None:
+            return template_id
         try:
             result = await self.sender.send(phone, content_sid=template, content_variables={"1": "Cobrador"})
-            await asyncio.to_thread(_mark, message_id, "failed", None, str(OUTSIDE_WINDOW), None)
-            template_id = await asyncio.to_thread(_store_outbound, phone, "", [], "bot", template)
             await asyncio.to_thread(
                 _mark, template_id, result.get("status") or "queued", result.get("sid"), None, template
             )
         except SendError as error:
-            await asyncio.to_thread(_mark, message_id, "failed", None, str(error.code or error.status or ""), None)
+            await asyncio.to_thread(_mark, template_id, "failed", None, str(error.code or error.status or ""), None)
+        return template_id
 
 
 def _store_outbound(phone: str, body: str, media: list, sender: str, template_sid: Optional[str] = None) -> int:

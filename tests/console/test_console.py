@@ -4,6 +4,7 @@ real ledger (SQLite and PostgreSQL) holding the demo portfolio."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import re
 import socket
@@ -28,9 +29,10 @@ DISPUTE_PHONE = "+529981230004"  # the demo's first dispute (AM-100237)
 
 
 class Server:
-    def __init__(self, url: str, database_url: str) -> None:
+    def __init__(self, url: str, database_url: str, console: Console) -> None:
         self.url = url
         self.database_url = database_url
+        self.console = console
 
     def login(self, who=AGENT, password: str | None = None) -> requests.Session:  # noqa: ANN001
         http = requests.Session()
@@ -68,7 +70,7 @@ def server(ledger_url: str) -> Iterator[Server]:
     loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    yield Server(f"http://127.0.0.1:{port}", ledger_url)
+    yield Server(f"http://127.0.0.1:{port}", ledger_url, console)
     asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
@@ -148,6 +150,8 @@ def test_roles_and_ownership(server: Server) -> None:
 def test_reply_promise_plan_note_and_return_to_the_bot_are_recorded_and_audited(server: Server) -> None:
     http = server.login()
     case = server.escalation("+528112340001") or _escalate(server, "+528112340001")
+    with session_scope(server.database_url) as session:  # the debtor wrote: inside the 24-hour window
+        messages.record_inbound(session, "SM" + "5" * 32, "+528112340001", "¿me pueden llamar?", [])
     assert server.post(http, f"/conversations/{case}/claim").status_code == 302
     page = http.get(f"{server.url}/conversations/{case}").text
     account = re.search(r'<option value="(\d+)">', page).group(1)
@@ -209,3 +213,20 @@ def _escalate(server: Server, phone: str) -> int:
     with session_scope(server.database_url) as session:
         escalation_id, _ = commands.escalate(session, phone, "request_agent", "quiere hablar con alguien")
         return escalation_id
+
+
+def test_outside_the_24_hour_window_only_the_approved_template_goes(server: Server) -> None:
+    http = server.login()
+    case = _escalate(server, "+528112340001")  # no message from the debtor at all
+    server.post(http, f"/conversations/{case}/claim")
+    refused = server.post(http, f"/conversations/{case}/reply", text="Hola")
+    assert refused.status_code == 400 and "no re-engagement template is configured" in refused.text
+    template = "HX" + "9" * 32
+    server.console.channel = dataclasses.replace(server.console.channel, reengage_templates={"es": template})
+    answer = server.post(http, f"/conversations/{case}/reply", text="Hola")
+    assert answer.status_code == 400 and "the approved re-engagement template was sent" in answer.text
+    with session_scope(server.database_url) as session:
+        (sent,) = session.execute(select(Message).where(Message.sender.like("agent:%"))).scalars()
+        assert (sent.template_sid, sent.body) == (template, "")
+        actions = [a for (a,) in session.execute(select(AuditEntry.action).order_by(AuditEntry.id))]
+        assert actions == ["claim", "reengage_template"]
