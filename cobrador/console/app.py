@@ -87,7 +87,7 @@ class Console:
         app.router.add_get("/audit", self.protected(self.audit))
         app.router.add_get("/conversations/{id:\\d+}", self.protected(self.conversation))
         app.router.add_get("/api/conversations/{id:\\d+}/messages", self.protected(self.new_messages, api=True))
-        for action in ("claim", "reply", "note", "promise", "plan", "resolve", "close"):
+        for action in ("claim", "assign", "reply", "note", "promise", "plan", "resolve", "close"):
             app.router.add_post(f"/conversations/{{id:\\d+}}/{action}", self.protected(self.act))
         app.router.add_static("/static/", HERE / "static", show_index=False)
         app.on_cleanup.append(self._close)
@@ -258,6 +258,9 @@ class Console:
             if action == "reply":
                 await self.reply(agent, escalation_id, str(form.get("text") or ""))
                 raise web.HTTPFound(here + "?flash=Sent")
+            if action == "assign":
+                await self.db(_on_escalation(service.assign), agent, escalation_id, str(form.get("agent") or ""))
+                raise web.HTTPFound(here + "?flash=Assigned")
             if action == "note":
                 await self.db(_on_escalation(service.add_note), agent, escalation_id, str(form.get("body") or ""))
                 raise web.HTTPFound(here + "?flash=Note+added")
@@ -400,7 +403,11 @@ def _conversation_view(session, agent: auth.SignedIn, escalation_id: int) -> dic
     can_act = agent.supervisor or (escalation.status == "assigned" and escalation.assignee_id == agent.agent_id)
     if escalation.status not in service.ACTIVE:
         can_act = False
+    agents = []
+    if agent.supervisor:
+        agents = session.execute(select(Agent.id, Agent.name).where(Agent.active.is_(True)).order_by(Agent.name)).all()
     return {
+        "agents": agents,
         "escalation": escalation,
         "timeline": timeline,
         "last_id": max((m.id for m in rows), default=0),

@@ -113,6 +113,22 @@ def claim(session: Session, agent: SignedIn, escalation_id: int) -> bool:
     return bool(taken)
 
 
+def assign(session: Session, agent: SignedIn, escalation: Escalation, assignee_id: str) -> None:
+    """A supervisor hands an open or assigned conversation to an agent."""
+    if not agent.supervisor:
+        raise Refused("supervisors only")
+    if escalation.status not in ACTIVE:
+        raise Invalid("This case is finished.")
+    try:
+        assignee = session.get(Agent, int(assignee_id))
+    except (TypeError, ValueError):
+        assignee = None
+    if assignee is None or not assignee.active:
+        raise Invalid("Pick an active agent.")
+    escalation.status, escalation.assignee_id, escalation.updated_at = "assigned", assignee.id, utcnow()
+    audit(session, agent, "assign", escalation, to=assignee.email)
+
+
 def add_note(session: Session, agent: SignedIn, escalation: Escalation, body: str) -> None:
     body = body.strip()
     if not body:

@@ -230,3 +230,20 @@ def test_outside_the_24_hour_window_only_the_approved_template_goes(server: Serv
         assert (sent.template_sid, sent.body) == (template, "")
         actions = [a for (a,) in session.execute(select(AuditEntry.action).order_by(AuditEntry.id))]
         assert actions == ["claim", "reengage_template"]
+
+
+def test_a_supervisor_reassigns_and_an_agent_cannot(server: Server) -> None:
+    agent, supervisor = server.login(), server.login(SUPERVISOR)
+    case = server.escalation()
+    with session_scope(server.database_url) as session:
+        from cobrador.console.auth import add_agent
+
+        other = add_agent(session, "otro@demo.cobrador.mx", "Otro Agente", "otro-agente-2026")
+    assert server.post(agent, f"/conversations/{case}/claim").status_code == 302
+    assert server.post(agent, f"/conversations/{case}/assign", agent=str(other)).status_code == 403
+    assert server.post(supervisor, f"/conversations/{case}/assign", agent=str(other)).status_code == 302
+    with session_scope(server.database_url) as session:
+        assert session.get(Escalation, case).assignee_id == other
+    assert agent.get(f"{server.url}/conversations/{case}").status_code == 403  # no longer theirs
+    taken = server.login(("otro@demo.cobrador.mx", "", "otro-agente-2026"))
+    assert taken.get(f"{server.url}/conversations/{case}").status_code == 200
