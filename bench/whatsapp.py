@@ -11,8 +11,10 @@ conversations, drives the same turns through
   `processed`, its replies recorded in the outbox, by the server's clock);
 * the REST channel: POST until the replies come back (its turn latency).
 
-Each channel runs twice per level, in alternating order, on fresh debtors.
-Prints p50/p95 per measure and turns per second per channel. Run with
+Each channel runs twice (`--rounds`) per level, in alternating order, on fresh
+debtors. Prints p50/p95 per measure, turns per second per channel, and the CPU
+time each process spent per turn (from /proc), which tells a channel's cost
+apart from a machine that is slower or busier. Run with
 `make bench` or `.venv/bin/python bench/whatsapp.py [--turns N] [--postgres URL]`.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sqlite3
 import statistics
 import sys
@@ -38,6 +41,55 @@ from cobrador.whatsapp.simulator import signed_form, twilio_fields  # noqa: E402
 
 TOKEN = "bench-local-token"
 TURNS = ["hola", "quien habla?", "eres un robot?", "que clima hace", "gracias"]
+
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by each process of the stack (and the client, and the
+    PostgreSQL server's backends) from /proc, so each channel's cost per turn
+    can be told apart from the machine being slower or busier."""
+
+    def __init__(self, stack) -> None:
+        actions, rasa, ingest = stack.processes[:3]
+        self.pids = {"rasa": rasa.pid, "actions": actions.pid, "ingest": ingest.pid}
+
+    @staticmethod
+    def _pid_seconds(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime, stime
+
+    def _postgres(self) -> float:
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if (entry / "comm").read_text().strip().startswith("postgres"):
+                        total += self._pid_seconds(int(entry.name))
+                except OSError:
+                    continue
+        return total
+
+    def snapshot(self) -> dict[str, float]:
+        times = os.times()
+        shot = {name: self._pid_seconds(pid) for name, pid in self.pids.items()}
+        shot["client"] = times.user + times.system
+        shot["postgres"] = self._postgres()
+        return shot
+
+    @staticmethod
+    def per_turn(before: dict[str, float], after: dict[str, float], turns: int) -> dict[str, float]:
+        return {name: (after[name] - before[name]) / turns * 1000 for name in before}
+
+
+def cpu_line(costs: list[dict[str, float]]) -> str:
+    """Mean CPU ms per turn by process over the rounds, non-zero ones only."""
+    names = [n for n in costs[0] if any(c[n] > 0.05 for c in costs)]
+    return " ".join(f"{n} {statistics.mean(c[n] for c in costs):.1f}" for n in names) + " ms CPU/turn"
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -109,9 +161,10 @@ class Poller:
     """One task that watches every outstanding turn with one query per tick, so
     the client costs the server's two cores as little as possible."""
 
-    def __init__(self, ledger, tick: float = 0.005) -> None:
+    def __init__(self, ledger, tick: float = 0.005, longest_tick: float = 0.025) -> None:
         self.ledger = ledger
         self.tick = tick
+        self.longest_tick = longest_tick
         self.waiting: dict[str, asyncio.Future] = {}
 
     def wait(self, sid: str) -> asyncio.Future:
@@ -121,7 +174,10 @@ class Poller:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.tick)
+            # One turn outstanding: look every 5 ms. Many: each takes longer
+            # (they share the server), so looking every 25 ms delays none
+            # noticeably and spares the two cores the client's queries.
+            await asyncio.sleep(min(self.longest_tick, self.tick * max(1, len(self.waiting))))
             if not self.waiting:
                 continue
             done = await asyncio.to_thread(self.ledger.processed, list(self.waiting))
@@ -188,7 +244,8 @@ async def rest_round(http, stack, phones: list[str], turns: int):
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
-async def measure(stack, ledger, turns: int, levels: tuple[int, ...]) -> None:
+async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: int = 2) -> None:
+    meter = CpuMeter(stack)
     poller = Poller(ledger)
     watcher = asyncio.create_task(poller.run())
     connector = aiohttp.TCPConnector(limit=0)
@@ -199,16 +256,19 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...]) -> None:
             # conversations, so neither profits from going second (warmer
             # caches); figures are over both rounds, turns/s their mean.
             webhook_rounds, rest_rounds = [], []
-            for round_ in range(2):
-                order = ("webhook", "rest") if round_ == 0 else ("rest", "webhook")
+            cpu: dict[str, list[dict[str, float]]] = {"webhook": [], "rest": []}
+            for round_ in range(rounds):
+                order = ("webhook", "rest") if round_ % 2 == 0 else ("rest", "webhook")
                 for channel in order:
                     # Fresh debtors every round and channel: equal tracker lengths.
                     prefix = {"webhook": 91, "rest": 92}[channel] * 10**6 + round_ * 10**5 + concurrency * 100
                     phones = [f"+5255{prefix + i:08d}" for i in range(concurrency)]
+                    before = meter.snapshot()
                     if channel == "webhook":
                         webhook_rounds.append(await webhook_round(http, stack, ledger, poller, phones, turns))
                     else:
                         rest_rounds.append(await rest_round(http, stack, phones, turns))
+                    cpu[channel].append(meter.per_turn(before, meter.snapshot(), concurrency * turns))
             acks = [a for r in webhook_rounds for a in r[0]]
             e2e = [e for r in webhook_rounds for e in r[1]]
             rest = [x for r in rest_rounds for x in r[0]]
@@ -220,6 +280,7 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...]) -> None:
                 f"REST turn {ms(rest)}; {statistics.mean(rest_rates):.1f} turns/s ({rates(rest_rates)})",
                 flush=True,
             )
+            print(f"   webhook: {cpu_line(cpu['webhook'])} | REST: {cpu_line(cpu['rest'])}", flush=True)
     watcher.cancel()
 
 
@@ -228,6 +289,9 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=10, help="turns per conversation")
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=[1, 10, 30], help="concurrent conversations per round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds per channel and level, alternating which goes first"
     )
     parser.add_argument(
         "--postgres",
@@ -247,7 +311,7 @@ def main() -> int:
         with local_stack(Path(folder), database_url, token=TOKEN) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
             print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
-            asyncio.run(measure(stack, ledger, args.turns, tuple(args.concurrency)))
+            asyncio.run(measure(stack, ledger, args.turns, tuple(args.concurrency), args.rounds))
     return 0
 
 

@@ -95,8 +95,27 @@ def load_config(path: Optional[str | Path] = None) -> OutreachConfig:
     """
     source = config_path(path)
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OutreachConfigError(f"{source}: {exc}") from None
+    # The worker reads the file on every pass (an edit takes effect at the
+    # next one); parsing and validating it again only when it changed.
+    where = str(source.resolve())
+    cached = _last.get(where)
+    if cached is not None and cached[0] == text:
+        return cached[1]
+    config = _parse(source, text)
+    _last[where] = (text, config)
+    return config
+
+
+_last: dict[str, tuple[str, OutreachConfig]] = {}
+
+
+def _parse(source: Path, text: str) -> OutreachConfig:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
         raise OutreachConfigError(f"{source}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("default"), dict):
         raise OutreachConfigError(f"{source}: a `default` section is required")

@@ -28,17 +28,21 @@ against that URL, whichever port the request reached.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+import queue
+import sys
+import threading
+from typing import Any, Callable, Optional, TypeVar
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
+from cobrador.config import settings as settings_for_db
 from cobrador.whatsapp.channel import (
     MEDIA_HEADERS,
     Inbound,
@@ -63,6 +67,7 @@ PROCESS_PATH = "/webhooks/whatsapp/process"
 # The database is down: nothing was stored, so Twilio must not take it as
 # delivered. A 5xx makes Twilio try the number's Fallback URL (point it at a
 # second ingest) and log error 11200; the debtor can write again.
+T = TypeVar("T")
 STORE_FAILED = "the message could not be stored; try again"
 
 
@@ -73,6 +78,51 @@ def _store_failed() -> web.Response:
 # Seconds between forward attempts while Rasa does not answer (about a minute
 # in all); after that the Rasa channel's sweep picks the message up.
 RETRY_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+ACK, MEDIA, TURN = 0, 1, 2  # priorities on the ingest's database threads
+
+
+class PriorityPool:
+    """Worker threads that run the most urgent call waiting first (then in order)."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self.queue: queue.PriorityQueue = queue.PriorityQueue()
+        self.order = itertools.count()
+        self.threads = [threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(workers)]
+        for thread in self.threads:
+            thread.start()
+
+    async def run(self, priority: int, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.queue.put((priority, next(self.order), function, args, loop, future))
+        return await future
+
+    def shutdown(self) -> None:
+        for _ in self.threads:
+            self.queue.put((sys.maxsize, next(self.order), None, (), None, None))
+
+    def _work(self) -> None:
+        while True:
+            _, _, function, args, loop, future = self.queue.get()
+            if function is None:
+                return
+            try:
+                result = function(*args)
+            except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
+                loop.call_soon_threadsafe(_settle, future, None, error)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+
+def _settle(future: asyncio.Future, result: Any, error: Optional[BaseException]) -> None:
+    if future.done():  # the caller was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class Ingest:
@@ -87,7 +137,14 @@ class Ingest:
         self.validator = RequestValidator(settings.auth_token)
         self.key = forward_key(settings.auth_token)
         self.sender = TwilioSender(settings.twilio) if settings.twilio else None
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest")
+        # The database work runs on threads that take acknowledgements
+        # first: an ack never waits behind the claims and replies of turns.
+        # SQLite takes one writer at a time, and a writer that finds the lock
+        # taken sleeps in steps of up to 100 ms (its busy handler), so on
+        # SQLite one thread writes in turn, without sleeping; PostgreSQL
+        # locks rows and gets eight.
+        sqlite = settings_for_db().database_url.startswith("sqlite")
+        self.pool = PriorityPool(1 if sqlite else 8, "ingest")
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
@@ -114,7 +171,7 @@ class Ingest:
             await self.http.close()
         if self.sender is not None:
             await self.sender.close()
-        self.pool.shutdown(wait=False)
+        self.pool.shutdown()
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "mode": "local" if self.settings.local else "twilio"})
@@ -123,9 +180,8 @@ class Ingest:
         raw = await request.read()
         url = public_url(self.settings, request.path, request.query_string)
         signature = request.headers.get("X-Twilio-Signature", "")
-        loop = asyncio.get_running_loop()
         try:
-            admission = await loop.run_in_executor(self.pool, admit, self.validator, url, raw, signature)
+            admission = await self.pool.run(ACK, admit, self.validator, url, raw, signature)
         except SQLAlchemyError:
             logger.exception("the message could not be stored")
             return _store_failed()
@@ -141,19 +197,15 @@ class Ingest:
         raw = await request.read()
         url = public_url(self.settings, request.path, request.query_string)
         signature = request.headers.get("X-Twilio-Signature", "")
-        loop = asyncio.get_running_loop()
         try:
-            code, text = await loop.run_in_executor(self.pool, record_status, self.validator, url, raw, signature)
+            code, text = await self.pool.run(ACK, record_status, self.validator, url, raw, signature)
         except SQLAlchemyError:
             logger.exception("the status could not be stored")
             return _store_failed()
         return web.Response(status=code, text=text or None)
 
     async def media(self, request: web.Request) -> web.Response:
-        loop = asyncio.get_running_loop()
-        code, content = await loop.run_in_executor(
-            self.pool, media_document, self.settings, request.match_info["token"]
-        )
+        code, content = await self.pool.run(MEDIA, media_document, self.settings, request.match_info["token"])
         if code != 200:
             return web.Response(status=code, text=str(content))
         return web.Response(body=content, content_type="application/pdf", headers=MEDIA_HEADERS)
@@ -182,20 +234,19 @@ class Ingest:
         (Storing it already claimed on the acknowledgement path would save a
         write, but measured it made the acknowledgement slower, p95 60 -> 90 ms
         at 30 concurrent senders, for no gain in turns per second.)"""
-        loop = asyncio.get_running_loop()
-        language = await loop.run_in_executor(self.pool, claim_for_turn, inbound.sid, inbound.phone, False)
+        language = await self.pool.run(TURN, claim_for_turn, inbound.sid, inbound.phone, False)
         if language is None:
             return  # answered or being answered by the Rasa channel itself
         replies = await self._run_turn(inbound, language)
         if replies is None:
             return
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
-            await loop.run_in_executor(self.pool, finish_turn, inbound.sid, replies)
+            await self.pool.run(TURN, finish_turn, inbound.sid, replies)
             return
         output = WhatsAppOutput(self.settings, self.sender, language)
         for phone, body, media, sender in replies:
             await output.deliver(phone, body, [m["url"] for m in media], sender=sender)
-        await loop.run_in_executor(self.pool, finish_turn, inbound.sid, [])
+        await self.pool.run(TURN, finish_turn, inbound.sid, [])
 
     async def _run_turn(self, inbound: Inbound, language: str) -> Optional[list[tuple[str, str, list, str]]]:
         """The turn's replies from Rasa; None when there are none to record now.
@@ -228,7 +279,7 @@ class Ingest:
                 logger.error("Rasa took too long with %s; it is answered after Rasa restarts", inbound.sid)
                 return None
         logger.error("Rasa did not take %s; it is given back to the channel's sweep", inbound.sid)
-        await asyncio.get_running_loop().run_in_executor(self.pool, release_claim, inbound.sid)
+        await self.pool.run(TURN, release_claim, inbound.sid)
         return None
 
     def _spawn(self, coroutine) -> asyncio.Task:  # noqa: ANN001
