@@ -23,7 +23,7 @@ from cobrador.config import settings
 
 _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
-_factories: "weakref.WeakKeyDictionary[Engine, sessionmaker]" = weakref.WeakKeyDictionary()
+_factories: weakref.WeakKeyDictionary[Engine, sessionmaker] = weakref.WeakKeyDictionary()
 
 
 def _configure_sqlite(engine: Engine) -> None:
