@@ -39,7 +39,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Sequence
 from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -296,11 +296,17 @@ class Inbound:
         return cls(sid, phone, body, media, str(data.get("profile_name", "")), str(data.get("wa_id", "")))
 
 
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
+
+
 def read_inbound(form: _Form) -> Inbound | str:
     """The message in a (signed) webhook form, or why it cannot be one."""
     sid = (form.get("MessageSid") or form.get("SmsMessageSid") or [""])[0]
     phone = try_e164((form.get("From") or [""])[0].removeprefix("whatsapp:"))
-    if not sid or phone is None:
+    # Twilio's SIDs are 34 characters; the log keeps up to 64, and an
+    # unstorable one would be retried by Twilio forever.
+    if not sid or len(sid) > 64 or "\x00" in sid or phone is None:
         return "MessageSid and a valid From are required"
     media = []
     try:
@@ -310,10 +316,12 @@ def read_inbound(form: _Form) -> Inbound | str:
     for n in range(count):
         url = (form.get(f"MediaUrl{n}") or [""])[0]
         if url:
-            media.append({"url": url, "content_type": (form.get(f"MediaContentType{n}") or [""])[0]})
+            media.append({"url": _no_nul(url), "content_type": _no_nul((form.get(f"MediaContentType{n}") or [""])[0])})
+    # A NUL cannot be stored in a PostgreSQL text column: it would make the
+    # message unstorable, and Twilio would retry it forever.
     return Inbound(
-        sid, phone, (form.get("Body") or [""])[0], media,
-        (form.get("ProfileName") or [""])[0], (form.get("WaId") or [""])[0],
+        sid, phone, _no_nul((form.get("Body") or [""])[0]), media,
+        _no_nul((form.get("ProfileName") or [""])[0]), _no_nul((form.get("WaId") or [""])[0]),
     )  # fmt: skip
 
 
@@ -331,11 +339,11 @@ class Admission:
         return "text/xml" if self.status == 200 else "text/plain"
 
 
-def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> Admission:
-    """Everything that must happen before Twilio gets its answer, in one call
-    (run on a worker thread): the signature over the public URL and the raw
-    form, then the message stored once by MessageSid. Unsigned, tampered or
-    malformed requests store nothing; a replay is acknowledged and dropped."""
+def screen(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> Admission:
+    """The checks before a webhook's message may be stored (no database): the
+    signature over the public URL and the raw form, then the fields. Unsigned,
+    tampered or malformed requests get their refusal; a message to store
+    comes back in `inbound`, with the 200 it will get once stored."""
     try:
         form = parse_form(raw_body)
     except UnicodeDecodeError:
@@ -345,9 +353,26 @@ def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str
     inbound = read_inbound(form)
     if isinstance(inbound, str):
         return Admission(400, inbound)
-    if not _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media):
-        return Admission(200, EMPTY_TWIML)
     return Admission(200, EMPTY_TWIML, inbound, is_opt_out_keyword(inbound.body))
+
+
+def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> Admission:
+    """Everything that must happen before Twilio gets its answer, in one call
+    (run on a worker thread): `screen`, then the message stored once by
+    MessageSid; a replay is acknowledged and dropped."""
+    admission = screen(validator, url, raw_body, signature)
+    inbound = admission.inbound
+    if inbound is not None and not _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media):
+        return Admission(200, EMPTY_TWIML)
+    return admission
+
+
+def store_inbound_batch(inbounds: Sequence[Inbound]) -> list[bool]:
+    """Stores screened messages in one transaction, so a burst costs one
+    commit; for each, True if it is new, False if its MessageSid was already
+    stored (also earlier in the same batch)."""
+    with session_scope() as session:
+        return [messages.record_inbound(session, i.sid, i.phone, i.body, i.media) for i in inbounds]
 
 
 def record_status(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> tuple[int, str]:

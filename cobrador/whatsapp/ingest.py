@@ -5,9 +5,10 @@ waits behind the turns in progress before it can even be stored. The ingest
 is a small aiohttp server of its own (`python -m cobrador ingest`) that serves
 the paths Twilio calls:
 
-* `POST /webhooks/whatsapp/webhook`: the same `admit` as the Rasa channel
-  (signature over the public URL and the raw form, stored once by
-  MessageSid, replays dropped), then 200 at once. Opt-out keywords are
+* `POST /webhooks/whatsapp/webhook`: the same checks as the Rasa channel
+  (`screen`: signature over the public URL and the raw form), the message
+  stored once by MessageSid (with the others arriving at the same time, in
+  one transaction: `AckWriter`), replays dropped, then 200 at once. Opt-out keywords are
   honoured here, before any NLU. Every other new message is claimed in the
   message log and handed to the Rasa channel's `/webhooks/whatsapp/process`
   (signed with a key derived from the channel secret), one at a time per
@@ -44,10 +45,10 @@ from twilio.request_validator import RequestValidator
 
 from cobrador.config import settings as settings_for_db
 from cobrador.whatsapp.channel import (
+    EMPTY_TWIML,
     MEDIA_HEADERS,
     Inbound,
     WhatsAppOutput,
-    admit,
     claim_for_turn,
     finish_turn,
     forward_key,
@@ -57,6 +58,8 @@ from cobrador.whatsapp.channel import (
     public_url,
     record_status,
     release_claim,
+    screen,
+    store_inbound_batch,
 )
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import TwilioSender
@@ -125,6 +128,52 @@ def _settle(future: asyncio.Future, result: Any, error: Optional[BaseException])
         future.set_result(result)
 
 
+class AckWriter:
+    """Group commit for the acknowledgement path: the messages that arrive
+    while one batch is being written go together in the next, in one
+    transaction. A burst (say 30 debtors answering a campaign at once) costs a
+    few commits instead of 30, and the last of them is acknowledged in tens of
+    milliseconds, not hundreds. A batch that fails is retried message by
+    message, so one unstorable message never costs the others theirs."""
+
+    def __init__(self, pool: PriorityPool, largest: int = 64) -> None:
+        self.pool = pool
+        self.largest = largest
+        self.pending: list[tuple[Inbound, asyncio.Future]] = []
+        self.writing = False
+        self.task: Optional[asyncio.Task] = None
+
+    async def store(self, inbound: Inbound) -> bool:
+        """True once the message is stored, False if it was already (a replay)."""
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((inbound, future))
+        if not self.writing:
+            self.writing = True
+            self.task = asyncio.get_running_loop().create_task(self._write())  # referenced: not collected
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[: self.largest], self.pending[self.largest :]
+                try:
+                    results = await self.pool.run(ACK, store_inbound_batch, [inbound for inbound, _ in batch])
+                except Exception as error:  # noqa: BLE001 - settled below, message by message
+                    if len(batch) == 1:
+                        _settle(batch[0][1], None, error)
+                        continue
+                    for inbound, future in batch:
+                        try:
+                            _settle(future, (await self.pool.run(ACK, store_inbound_batch, [inbound]))[0], None)
+                        except Exception as alone:  # noqa: BLE001 - handed to that webhook
+                            _settle(future, None, alone)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    _settle(future, result, None)
+        finally:
+            self.writing = False
+
+
 class Ingest:
     """Admits Twilio's webhooks and hands the messages to Rasa."""
 
@@ -145,6 +194,7 @@ class Ingest:
         # locks rows and gets eight.
         sqlite = settings_for_db().database_url.startswith("sqlite")
         self.pool = PriorityPool(1 if sqlite else 8, "ingest")
+        self.acks = AckWriter(self.pool)
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
@@ -180,13 +230,16 @@ class Ingest:
         raw = await request.read()
         url = public_url(self.settings, request.path, request.query_string)
         signature = request.headers.get("X-Twilio-Signature", "")
-        try:
-            admission = await self.pool.run(ACK, admit, self.validator, url, raw, signature)
-        except SQLAlchemyError:
-            logger.exception("the message could not be stored")
-            return _store_failed()
+        admission = screen(self.validator, url, raw, signature)  # no I/O: on the loop
         inbound = admission.inbound
         if inbound is not None:
+            try:
+                new = await self.acks.store(inbound)
+            except SQLAlchemyError:
+                logger.exception("the message could not be stored")
+                return _store_failed()
+            if not new:  # a replay: acknowledged, dropped
+                return web.Response(status=200, text=EMPTY_TWIML, content_type="text/xml")
             if admission.opt_out:
                 self._spawn(opt_out(self.settings, self.sender, inbound.sid, inbound.phone, inbound.body))
             else:
