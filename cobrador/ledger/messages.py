@@ -55,16 +55,15 @@ def _view(row: Message) -> LoggedMessage:
 # of CPU). They do not refresh ORM objects already loaded in the session.
 # This one does nothing when the MessageSid is already stored (ON CONFLICT:
 # PostgreSQL, and SQLite since 3.24).
+_NOW = bindparam("now", type_=Message.__table__.c.updated_at.type)
+_MEDIA = bindparam("media", type_=Message.__table__.c.media.type)
 _INSERT_INBOUND = text(
     "INSERT INTO messages (debtor_id, phone, direction, provider_sid, body, media, status, sender,"
     " created_at, updated_at)"
     " VALUES ((SELECT id FROM debtors WHERE phone = :phone), :phone, 'inbound', :sid, :body, :media, :status,"
     " 'debtor', :now, :now)"
     " ON CONFLICT (provider_sid) DO NOTHING"
-).bindparams(
-    bindparam("media", type_=Message.__table__.c.media.type),
-    bindparam("now", type_=Message.__table__.c.created_at.type),
-)
+).bindparams(_MEDIA, _NOW)
 
 
 def record_inbound(
@@ -92,7 +91,6 @@ def record_inbound(
     return session.execute(_INSERT_INBOUND, values).rowcount == 1
 
 
-_NOW = bindparam("now", type_=Message.__table__.c.updated_at.type)
 _SET_INBOUND_STATUS = text(
     "UPDATE messages SET status = :status, updated_at = :now WHERE provider_sid = :sid AND direction = 'inbound'"
 ).bindparams(_NOW)
@@ -103,7 +101,7 @@ _CLAIM_INBOUND = text(
 _CLAIM_UNCHANGED = text(
     "UPDATE messages SET status = 'processing', updated_at = :now"
     " WHERE provider_sid = :sid AND direction = 'inbound' AND status IN :statuses AND updated_at < :since"
-).bindparams(_NOW, bindparam("statuses", expanding=True), bindparam("since", type_=Message.__table__.c.updated_at.type))
+).bindparams(_NOW, bindparam("statuses", expanding=True), bindparam("since", type_=_NOW.type))
 
 
 def set_inbound_status(session: Session, provider_sid: str, status: str) -> None:
@@ -165,10 +163,8 @@ _OUTBOUND = (
     " VALUES ((SELECT id FROM debtors WHERE phone = :phone), :phone, 'outbound', :body, :media, :status, :sender,"
     " :template, :now, :now)"
 )
-_INSERT_OUTBOUND = text(_OUTBOUND).bindparams(bindparam("media", type_=Message.__table__.c.media.type), _NOW)
-_INSERT_OUTBOUND_RETURNING = text(_OUTBOUND + " RETURNING id").bindparams(
-    bindparam("media", type_=Message.__table__.c.media.type), _NOW
-)
+_INSERT_OUTBOUND = text(_OUTBOUND).bindparams(_MEDIA, _NOW)
+_INSERT_OUTBOUND_RETURNING = text(_OUTBOUND + " RETURNING id").bindparams(_MEDIA, _NOW)
 
 
 def record_outbound(

@@ -190,11 +190,6 @@ def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str]
         messages.mark_outbound(session, message_id, status, provider_sid=sid, error_code=error, template_sid=template)
 
 
-def _store_inbound(sid: str, phone: str, body: str, media: list) -> bool:
-    with session_scope() as session:
-        return messages.record_inbound(session, sid, phone, body, media)
-
-
 def _set_status(sid: str, status: str) -> None:
     with session_scope() as session:
         messages.set_inbound_status(session, sid, status)
@@ -362,7 +357,7 @@ def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str
     MessageSid; a replay is acknowledged and dropped."""
     admission = screen(validator, url, raw_body, signature)
     inbound = admission.inbound
-    if inbound is not None and not _store_inbound(inbound.sid, inbound.phone, inbound.body, inbound.media):
+    if inbound is not None and not store_inbound_batch([inbound])[0]:
         return Admission(200, EMPTY_TWIML)
     return admission
 
