@@ -29,9 +29,14 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from cobrador import rasa_fixes
 from cobrador.language.text import fold
 
 logger = logging.getLogger(__name__)
+
+# Rasa imports this module in every process that loads a Cobrador model, so
+# this is where its fixes are installed (see cobrador.rasa_fixes).
+rasa_fixes.apply()
 
 _TOKENS = r"(?u)\b\w+\b"
 

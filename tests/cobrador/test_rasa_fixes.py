@@ -1,0 +1,106 @@
+"""The fixes to Rasa 3.6.21 keep its behaviour (cobrador.rasa_fixes)."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+from rasa.utils.endpoints import EndpointConfig
+
+import cobrador.nlu.classifier  # noqa: F401 - what installs the fixes in a Rasa process
+from cobrador import rasa_fixes
+
+VALID = [
+    {"events": [], "responses": []},
+    {},
+    {
+        "events": [
+            {"event": "slot", "name": "balance", "value": 1200.5, "timestamp": None},
+            {"event": "followup", "name": "action_listen"},
+            {"event": "action_execution_rejected", "name": "action_x", "policy": None, "confidence": None},
+        ],
+        "responses": [{"text": "Hola", "buttons": [{"title": "1", "payload": "/x"}]}],
+    },
+]
+INVALID = [
+    {"events": "not a list"},
+    {"events": [{"event": "slot"}]},  # a slot event needs its name
+    {"events": [{"event": "no_such_event"}]},
+    {"responses": [["not", "an", "object"]]},
+    {"events": [], "responses": "hello"},
+    "not an object",
+]
+
+
+def action() -> RemoteAction:
+    return RemoteAction("action_test", EndpointConfig("http://127.0.0.1:1/webhook"))
+
+
+def test_the_fix_is_installed_by_the_module_rasa_loads() -> None:
+    assert RemoteAction._validate_action_result.__module__ == rasa_fixes.__name__
+    rasa_fixes.apply()  # idempotent
+    assert RemoteAction._validate_action_result.__module__ == rasa_fixes.__name__
+
+
+@pytest.mark.parametrize("answer", VALID)
+def test_a_valid_answer_passes_as_before(answer: dict) -> None:
+    jsonschema.validate(answer, RemoteAction.action_response_format_spec())  # Rasa's own check
+    assert action()._validate_action_result(copy.deepcopy(answer)) is True
+
+
+@pytest.mark.parametrize("answer", INVALID)
+def test_an_invalid_answer_fails_with_rasas_error(answer: object) -> None:
+    with pytest.raises(jsonschema.ValidationError) as stock:
+        jsonschema.validate(answer, RemoteAction.action_response_format_spec())
+    with pytest.raises(jsonschema.ValidationError) as fixed:
+        action()._validate_action_result(copy.deepcopy(answer))
+    assert fixed.value.message.startswith(stock.value.message)
+    assert fixed.value.message.endswith("/custom-actions")
+    assert list(fixed.value.path) == list(stock.value.path)
+
+
+def test_every_event_resolves_to_the_class_rasas_walk_finds() -> None:
+    from rasa.shared.core.events import Event, UserUttered
+    from rasa.shared.utils.common import all_subclasses
+
+    first: dict[str, type] = {}
+    for kind in all_subclasses(Event):
+        first.setdefault(kind.type_name, kind)
+    assert len(first) > 15
+    for name, kind in first.items():
+        assert Event.resolve_by_type(name) is kind
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("no_such_event", UserUttered) is UserUttered
+    with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+        Event.resolve_by_type("no_such_event")
+
+
+def test_an_event_class_defined_later_is_found() -> None:
+    from rasa.shared.core.events import ActionExecuted, Event
+
+    Event.resolve_by_type("action")  # the table is filled
+
+    class LateEvent(ActionExecuted):
+        type_name = "cobrador_test_late_event"
+
+    assert Event.resolve_by_type("cobrador_test_late_event") is LateEvent
+
+
+def test_a_tracker_round_trips_through_the_store_format() -> None:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+
+    events = [
+        ActionExecuted("action_listen"),
+        UserUttered("te pago el viernes", {"name": "promise_to_pay", "confidence": 0.9}),
+        SlotSet("promised_date", "2026-12-04"),
+        BotUttered("Gracias, anoto el viernes 4."),
+    ]
+    domain = Domain.from_dict({"slots": {"promised_date": {"type": "text", "mappings": [{"type": "custom"}]}}})
+    tracker = DialogueStateTracker.from_events("+5215512345678", events, domain.slots)
+    state = tracker.current_state(EventVerbosity.ALL)
+    again = DialogueStateTracker.from_dict("+5215512345678", state["events"], domain.slots)
+    assert list(again.events) == list(tracker.events)
