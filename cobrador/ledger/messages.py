@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
@@ -89,6 +89,16 @@ def record_inbound(
         "now": utcnow(),
     }
     return session.execute(_INSERT_INBOUND, values).rowcount == 1
+
+
+_LANGUAGES = text("SELECT phone, language FROM debtors WHERE phone IN :phones").bindparams(
+    bindparam("phones", expanding=True)
+)
+
+
+def languages(session: Session, phones: Iterable[str]) -> dict[str, str]:
+    """The language of each of these phones' debtors (unknown numbers are left out)."""
+    return {phone: language for phone, language in session.execute(_LANGUAGES, {"phones": list(phones)})}
 
 
 _SET_INBOUND_STATUS = text(

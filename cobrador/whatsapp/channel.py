@@ -199,10 +199,17 @@ def finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
     """The turn's replies (local mode) and the "processed" mark, atomically:
     a crash before this leaves the message pending with no half-written
     answer, and it is answered once after the restart."""
+    finish_turns([(sid, outbox)])
+
+
+def finish_turns(turns: Sequence[tuple[str, list[tuple[str, str, list, str]]]]) -> list[None]:
+    """`finish_turn` for turns that ended together, in one transaction."""
     with session_scope() as session:
-        for phone, body, media, sender in outbox:
-            messages.record_outbound(session, phone, body, sender=sender, media=media)
-        messages.set_inbound_status(session, sid, "processed")
+        for sid, outbox in turns:
+            for phone, body, media, sender in outbox:
+                messages.record_outbound(session, phone, body, sender=sender, media=media)
+            messages.set_inbound_status(session, sid, "processed")
+    return [None] * len(turns)
 
 
 def claim_for_turn(sid: str, phone: str, recovered: bool) -> Optional[str]:
@@ -357,17 +364,39 @@ def admit(validator: RequestValidator, url: str, raw_body: bytes, signature: str
     MessageSid; a replay is acknowledged and dropped."""
     admission = screen(validator, url, raw_body, signature)
     inbound = admission.inbound
-    if inbound is not None and not store_inbound_batch([inbound])[0]:
+    if inbound is not None and not store_inbound_batch([inbound])[0].new:
         return Admission(200, EMPTY_TWIML)
     return admission
 
 
-def store_inbound_batch(inbounds: Sequence[Inbound]) -> list[bool]:
-    """Stores screened messages in one transaction, so a burst costs one
-    commit; for each, True if it is new, False if its MessageSid was already
-    stored (also earlier in the same batch)."""
+@dataclass(frozen=True)
+class Stored:
+    """What storing one message did: `new` is False for a replay (its
+    MessageSid was already stored, also earlier in the same batch); `language`
+    is the debtor's, set when it was stored already claimed for its turn."""
+
+    new: bool
+    language: Optional[str] = None
+
+
+def store_inbound_batch(inbounds: Sequence[Inbound], claimed: Sequence[bool] = ()) -> list[Stored]:
+    """Stores screened messages in one transaction, so a burst costs one commit.
+
+    Those flagged in `claimed` are stored `processing` (claimed for a turn that
+    starts right away: the claim costs no transaction of its own) and come back
+    with their debtor's language; the others are stored `received`."""
+    claims = list(claimed) or [False] * len(inbounds)
     with session_scope() as session:
-        return [messages.record_inbound(session, i.sid, i.phone, i.body, i.media) for i in inbounds]
+        new = [
+            messages.record_inbound(session, i.sid, i.phone, i.body, i.media, "processing" if c else "received")
+            for i, c in zip(inbounds, claims, strict=True)
+        ]
+        phones = {i.phone for i, c, n in zip(inbounds, claims, new, strict=True) if c and n}
+        languages = messages.languages(session, phones) if phones else {}
+    return [
+        Stored(n, (languages.get(i.phone) or "es") if c and n else None)
+        for i, c, n in zip(inbounds, claims, new, strict=True)
+    ]
 
 
 def record_status(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> tuple[int, str]:

@@ -8,12 +8,14 @@ the paths Twilio calls:
 * `POST /webhooks/whatsapp/webhook`: the same checks as the Rasa channel
   (`screen`: signature over the public URL and the raw form), the message
   stored once by MessageSid (with the others arriving at the same time, in
-  one transaction: `AckWriter`), replays dropped, then 200 at once. Opt-out keywords are
-  honoured here, before any NLU. Every other new message is claimed in the
-  message log and handed to the Rasa channel's `/webhooks/whatsapp/process`
+  one transaction: `GroupWriter`), replays dropped, then 200 at once. Opt-out
+  keywords are honoured here, before any NLU. Every other new message is
+  claimed in the message log (in that same transaction when its turn can
+  start at once) and handed to the Rasa channel's `/webhooks/whatsapp/process`
   (signed with a key derived from the channel secret), one at a time per
   sender and in order; Rasa runs the turn and answers with the replies, which
-  the ingest records (local outbox) or sends through Twilio. So the Rasa
+  the ingest records (local outbox; turns that end together in one
+  transaction) or sends through Twilio. So the Rasa
   process spends its time on turns, like the REST channel, while the writes
   and sends happen here, on the other core. While Rasa is down the hand-over
   is retried with backoff and then given back; a stored message is never
@@ -50,7 +52,7 @@ from cobrador.whatsapp.channel import (
     Inbound,
     WhatsAppOutput,
     claim_for_turn,
-    finish_turn,
+    finish_turns,
     forward_key,
     forward_signature,
     media_document,
@@ -128,44 +130,49 @@ def _settle(future: asyncio.Future, result: Any, error: Optional[BaseException])
         future.set_result(result)
 
 
-class AckWriter:
-    """Group commit for the acknowledgement path: the messages that arrive
-    while one batch is being written go together in the next, in one
-    transaction. A burst (say 30 debtors answering a campaign at once) costs a
-    few commits instead of 30, and the last of them is acknowledged in tens of
-    milliseconds, not hundreds. A batch that fails is retried message by
-    message, so one unstorable message never costs the others theirs."""
+class GroupWriter:
+    """Group commit: the calls that arrive while one batch is being written go
+    together in the next, in one transaction (`write` takes a list of items and
+    returns one result per item). A burst (say 30 debtors answering a campaign
+    at once) costs a few commits instead of 30, and the last of them is done in
+    milliseconds, not hundreds. A batch that fails is retried item by item, so
+    one item that cannot be written never costs the others theirs."""
 
-    def __init__(self, pool: PriorityPool, largest: int = 64) -> None:
+    def __init__(self, pool: PriorityPool, priority: int, write: Callable[..., list], largest: int = 64) -> None:
         self.pool = pool
+        self.priority = priority
+        self.write = write
         self.largest = largest
-        self.pending: list[tuple[Inbound, asyncio.Future]] = []
+        self.pending: list[tuple[tuple, asyncio.Future]] = []
         self.writing = False
         self.task: Optional[asyncio.Task] = None
 
-    async def store(self, inbound: Inbound) -> bool:
-        """True once the message is stored, False if it was already (a replay)."""
+    async def submit(self, *item: Any) -> Any:
+        """The item's result once its batch is committed (or its error)."""
         future = asyncio.get_running_loop().create_future()
-        self.pending.append((inbound, future))
+        self.pending.append((item, future))
         if not self.writing:
             self.writing = True
             self.task = asyncio.get_running_loop().create_task(self._write())  # referenced: not collected
         return await future
+
+    async def _run(self, items: list[tuple]) -> list:
+        return await self.pool.run(self.priority, self.write, *(list(column) for column in zip(*items, strict=True)))
 
     async def _write(self) -> None:
         try:
             while self.pending:
                 batch, self.pending = self.pending[: self.largest], self.pending[self.largest :]
                 try:
-                    results = await self.pool.run(ACK, store_inbound_batch, [inbound for inbound, _ in batch])
-                except Exception as error:  # noqa: BLE001 - settled below, message by message
+                    results = await self._run([item for item, _ in batch])
+                except Exception as error:  # noqa: BLE001 - settled below, item by item
                     if len(batch) == 1:
                         _settle(batch[0][1], None, error)
                         continue
-                    for inbound, future in batch:
+                    for item, future in batch:
                         try:
-                            _settle(future, (await self.pool.run(ACK, store_inbound_batch, [inbound]))[0], None)
-                        except Exception as alone:  # noqa: BLE001 - handed to that webhook
+                            _settle(future, (await self._run([item]))[0], None)
+                        except Exception as alone:  # noqa: BLE001 - handed to that caller
                             _settle(future, None, alone)
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
@@ -194,10 +201,15 @@ class Ingest:
         # locks rows and gets eight.
         sqlite = settings_for_db().database_url.startswith("sqlite")
         self.pool = PriorityPool(1 if sqlite else 8, "ingest")
-        self.acks = AckWriter(self.pool)
+        # Group commits: acknowledgements first; the ends of turns after them.
+        self.acks = GroupWriter(self.pool, ACK, lambda inbounds, claims: store_inbound_batch(inbounds, claims))
+        self.finishes = GroupWriter(
+            self.pool, TURN, lambda sids, outboxes: finish_turns(list(zip(sids, outboxes, strict=True)))
+        )
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
+        self.storing: set[str] = set()  # senders with a message being stored claimed
         self.tasks: set[asyncio.Task] = set()
 
     def app(self) -> web.Application:
@@ -233,17 +245,26 @@ class Ingest:
         admission = screen(self.validator, url, raw, signature)  # no I/O: on the loop
         inbound = admission.inbound
         if inbound is not None:
+            # A message whose turn can start at once (its sender has none in
+            # progress, Rasa has room) is stored already claimed for it: the
+            # claim rides on the acknowledgement's transaction instead of
+            # costing one of its own. The others are claimed when their turn comes.
+            claim = not admission.opt_out and self._can_start(inbound.phone)
+            if claim:
+                self.storing.add(inbound.phone)
             try:
-                new = await self.acks.store(inbound)
+                stored = await self.acks.submit(inbound, claim)
             except SQLAlchemyError:
                 logger.exception("the message could not be stored")
                 return _store_failed()
-            if not new:  # a replay: acknowledged, dropped
+            finally:
+                self.storing.discard(inbound.phone)
+            if not stored.new:  # a replay: acknowledged, dropped
                 return web.Response(status=200, text=EMPTY_TWIML, content_type="text/xml")
             if admission.opt_out:
                 self._spawn(opt_out(self.settings, self.sender, inbound.sid, inbound.phone, inbound.body))
             else:
-                self.forward(inbound)
+                self.forward(inbound, stored.language)
         return web.Response(status=admission.status, text=admission.text, content_type=admission.content_type)
 
     async def status(self, request: web.Request) -> web.Response:
@@ -263,10 +284,14 @@ class Ingest:
             return web.Response(status=code, text=str(content))
         return web.Response(body=content, content_type="application/pdf", headers=MEDIA_HEADERS)
 
-    def forward(self, inbound: Inbound) -> None:
-        """Hands the message to Rasa after the sender's previous one is answered."""
+    def _can_start(self, phone: str) -> bool:
+        return phone not in self.chains and phone not in self.storing and not self.turns.locked()
+
+    def forward(self, inbound: Inbound, language: Optional[str] = None) -> None:
+        """Hands the message to Rasa after the sender's previous one is answered
+        (`language` given: it was stored claimed, in that debtor's language)."""
         previous = self.chains.get(inbound.phone)
-        task = self._spawn(self._forward_after(previous, inbound))
+        task = self._spawn(self._forward_after(previous, inbound, language))
         self.chains[inbound.phone] = task
 
         def forget(done: asyncio.Task) -> None:
@@ -275,31 +300,29 @@ class Ingest:
 
         task.add_done_callback(forget)
 
-    async def _forward_after(self, previous: Optional[asyncio.Task], inbound: Inbound) -> None:
+    async def _forward_after(self, previous: Optional[asyncio.Task], inbound: Inbound, language: Optional[str]) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         async with self.turns:
-            await self.hand_over(inbound)
+            await self.hand_over(inbound, language)
 
-    async def hand_over(self, inbound: Inbound) -> None:
-        """Claims the message, has Rasa run its turn, then records and sends the replies.
-
-        (Storing it already claimed on the acknowledgement path would save a
-        write, but measured it made the acknowledgement slower, p95 60 -> 90 ms
-        at 30 concurrent senders, for no gain in turns per second.)"""
-        language = await self.pool.run(TURN, claim_for_turn, inbound.sid, inbound.phone, False)
+    async def hand_over(self, inbound: Inbound, language: Optional[str] = None) -> None:
+        """Claims the message (unless it was stored claimed, in `language`), has
+        Rasa run its turn, then records and sends the replies."""
         if language is None:
-            return  # answered or being answered by the Rasa channel itself
+            language = await self.pool.run(TURN, claim_for_turn, inbound.sid, inbound.phone, False)
+            if language is None:
+                return  # answered or being answered by the Rasa channel itself
         replies = await self._run_turn(inbound, language)
         if replies is None:
             return
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
-            await self.pool.run(TURN, finish_turn, inbound.sid, replies)
+            await self.finishes.submit(inbound.sid, replies)
             return
         output = WhatsAppOutput(self.settings, self.sender, language)
         for phone, body, media, sender in replies:
             await output.deliver(phone, body, [m["url"] for m in media], sender=sender)
-        await self.pool.run(TURN, finish_turn, inbound.sid, [])
+        await self.finishes.submit(inbound.sid, [])
 
     async def _run_turn(self, inbound: Inbound, language: str) -> Optional[list[tuple[str, str, list, str]]]:
         """The turn's replies from Rasa; None when there are none to record now.

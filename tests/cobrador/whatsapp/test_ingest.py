@@ -102,10 +102,10 @@ def test_one_message_that_cannot_be_stored_does_not_cost_the_others_theirs(
     """A batch that fails is retried message by message: only the bad one gets 503."""
     real = ingest_module.store_inbound_batch
 
-    def failing_for_poison(inbounds):  # noqa: ANN001, ANN202
+    def failing_for_poison(inbounds, claims):  # noqa: ANN001, ANN202
         if any(i.body == "poison" for i in inbounds):
             raise OperationalError("INSERT", {}, Exception("simulated failure"))
-        return real(inbounds)
+        return real(inbounds, claims)
 
     monkeypatch.setattr(ingest_module, "store_inbound_batch", failing_for_poison)
     with running_ingest(ledger_url, monkeypatch) as base:
@@ -152,3 +152,50 @@ def test_the_signature_is_checked_before_the_database(ingest: str) -> None:
     url = ingest + "/webhooks/whatsapp/webhook"
     fields, _ = signed_form(TOKEN, url, twilio_fields("+525550000101", "hola", []))
     assert requests.post(url, data=fields, headers={"X-Twilio-Signature": "forged"}, timeout=10).status_code == 403
+
+
+def inbound_statuses(database_url: str) -> dict[str, str]:
+    with session_scope(database_url) as session:
+        rows = session.execute(select(Message.provider_sid, Message.status).where(Message.direction == "inbound"))
+        return dict(rows.all())
+
+
+def test_a_batch_stores_claimed_messages_processing_with_their_debtors_language(ledger_url: str) -> None:
+    """The claim rides on the acknowledgement's transaction: flagged messages
+    are stored `processing` and come back in their debtor's language (Spanish
+    for an unknown number); the others are stored `received`; a replay is not new."""
+    from cobrador.ledger.models import Debtor
+    from cobrador.whatsapp.channel import Inbound, store_inbound_batch
+
+    with session_scope(ledger_url) as session:
+        session.add(Debtor(phone="+13125550101", name="Beth Ross", language="en"))
+    batch = [
+        Inbound("SM" + "1" * 32, "+13125550101", "pay friday"),
+        Inbound("SM" + "2" * 32, "+525550009999", "quién habla?"),
+        Inbound("SM" + "3" * 32, "+13125550101", "and the rest?"),
+    ]
+    stored = store_inbound_batch(batch, [True, True, False])
+    assert [(s.new, s.language) for s in stored] == [(True, "en"), (True, "es"), (True, None)]
+    assert inbound_statuses(ledger_url) == {
+        "SM" + "1" * 32: "processing", "SM" + "2" * 32: "processing", "SM" + "3" * 32: "received",
+    }  # fmt: skip
+    again = store_inbound_batch(batch[:1], [True])
+    assert [(s.new, s.language) for s in again] == [(False, None)]
+
+
+def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rasa never answers here: a message stored claimed must not stay
+    `processing` (the sweep would wait 15 minutes for it); it goes back to
+    `received`, which the Rasa channel's sweep answers within 30 s."""
+    with running_ingest(ledger_url, monkeypatch) as base:
+        url = base + "/webhooks/whatsapp/webhook"
+        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000001", "hola", []))
+        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
+        deadline = threading.Event()
+        for _ in range(100):
+            if inbound_statuses(ledger_url).get(fields["MessageSid"]) == "received":
+                break
+            deadline.wait(0.05)
+        assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "received"
