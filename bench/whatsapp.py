@@ -63,16 +63,20 @@ class CpuMeter:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime, stime
 
-    def _postgres(self) -> float:
-        total = 0.0
+    @staticmethod
+    def postgres_pids() -> list[int]:
+        pids = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     if (entry / "comm").read_text().strip().startswith("postgres"):
-                        total += self._pid_seconds(int(entry.name))
+                        pids.append(int(entry.name))
                 except OSError:
                     continue
-        return total
+        return pids
+
+    def _postgres(self) -> float:
+        return sum(self._pid_seconds(pid) for pid in self.postgres_pids())
 
     def snapshot(self) -> dict[str, float]:
         times = os.times()
@@ -192,13 +196,17 @@ class Poller:
                     future.set_result(took)
 
 
+def signed_turns(url: str, phone: str, turns: int) -> list[tuple[dict, str]]:
+    """A conversation's webhooks, signed as Twilio would sign them (on Twilio's
+    machines: so before the round, not on the cores being measured)."""
+    return [signed_form(TOKEN, url, twilio_fields(phone, TURNS[n % len(TURNS)], [])) for n in range(turns)]
+
+
 async def webhook_conversation(
-    http: aiohttp.ClientSession, base: str, poller: Poller, phone: str, turns: int
+    http: aiohttp.ClientSession, url: str, poller: Poller, forms: list[tuple[dict, str]]
 ) -> tuple[list[float], list[float], list[str]]:
     acks, e2e, sids = [], [], []
-    url = base + "/webhooks/whatsapp/webhook"
-    for n in range(turns):
-        fields, signature = signed_form(TOKEN, url, twilio_fields(phone, TURNS[n % len(TURNS)], []))
+    for fields, signature in forms:
         started = time.perf_counter()
         async with http.post(url, data=fields, headers={"X-Twilio-Signature": signature}) as answer:
             await answer.read()
@@ -233,7 +241,9 @@ def ms(values: list[float]) -> str:
 
 async def webhook_round(http, stack, ledger, poller: Poller, phones: list[str], turns: int):
     """One round of signed webhooks to the ingest: acks, turn latencies, turns/s (server clock)."""
-    results = await asyncio.gather(*(webhook_conversation(http, stack.ingest_url, poller, p, turns) for p in phones))
+    url = stack.ingest_url + "/webhooks/whatsapp/webhook"
+    forms = [signed_turns(url, phone, turns) for phone in phones]
+    results = await asyncio.gather(*(webhook_conversation(http, url, poller, f) for f in forms))
     acks = [a for r in results for a in r[0]]
     e2e = [e for r in results for e in r[1]]
     # Throughput by the server's clock: first message stored to last turn finished.
@@ -247,6 +257,30 @@ async def rest_round(http, stack, phones: list[str], turns: int):
     results = await asyncio.gather(*(rest_conversation(http, stack.rasa_url, p, turns) for p in phones))
     latencies = [x for r in results for x in r]
     return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+def pin(stack) -> None:
+    """Rasa alone on the first core; the action server, the ingest, this
+    client and the PostgreSQL server's processes on the others."""
+    cores = sorted(os.sched_getaffinity(0))
+    first, others = {cores[0]}, set(cores[1:])
+    actions, rasa, ingest = stack.processes[:3]
+    for pid in _threads(rasa.pid):
+        os.sched_setaffinity(pid, first)
+    for process in (actions, ingest):
+        for pid in _threads(process.pid):
+            os.sched_setaffinity(pid, others)
+    for pid in _threads(os.getpid()):
+        os.sched_setaffinity(pid, others)
+    for pid in CpuMeter.postgres_pids():
+        try:
+            os.sched_setaffinity(pid, others)
+        except OSError:
+            continue
+
+
+def _threads(pid: int) -> list[int]:
+    return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
 
 
 async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: int = 2) -> None:
@@ -299,6 +333,11 @@ def main() -> int:
         "--rounds", type=int, default=2, help="rounds per channel and level, alternating which goes first"
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="Rasa alone on the first core, everything else (action server, ingest, client, PostgreSQL) on the others",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="run the ledger on this PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432); "
@@ -315,6 +354,8 @@ def main() -> int:
             database_url = scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench")
         with local_stack(Path(folder), database_url, token=TOKEN) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
+            if args.pin:
+                pin(stack)
             print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
             asyncio.run(measure(stack, ledger, args.turns, tuple(args.concurrency), args.rounds))
     return 0

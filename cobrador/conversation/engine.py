@@ -22,6 +22,7 @@ worker thread.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
 import re
@@ -36,7 +37,7 @@ from cobrador.language.dates import find_dates
 from cobrador.language.format import format_date, format_money, frequency_label
 from cobrador.language.text import fold
 from cobrador.ledger import commands, lookups
-from cobrador.ledger.db import session_scope
+from cobrador.ledger.db import optimistic_unit
 from cobrador.ledger.lookups import AccountView, CreditorView, DebtorView
 from cobrador.policy.plan_options import PlanOption, PlanPolicy, plan_options
 from cobrador.policy.promises import check_promise
@@ -199,21 +200,28 @@ class Conversation:
             The replies (possibly none: paused, opted out or wrong number)
             and the new state.
         """
+        # Most turns only read the ledger: on SQLite they run without taking
+        # its write lock, and once more under it if they wrote into a conflict
+        # (so each attempt starts from its own copy of the state).
+        return optimistic_unit(
+            lambda session: self._answer(session, turn, copy.deepcopy(state), language), self.database_url
+        )
+
+    def _answer(self, session, turn: Turn, state: Optional[dict[str, Any]], language: Optional[str]) -> Reply:  # noqa: ANN001
         state = {**initial_state(), **(state or {})}
-        with session_scope(self.database_url) as session:
-            debtor = self._debtor(session, turn.sender, state)
-            lang = language or (debtor.language if debtor else "es")
-            if debtor is not None:
-                state["debtor_id"] = debtor.id
-            accounts = lookups.open_accounts(session, debtor.id) if debtor else []
-            creditor = self._creditor(session, debtor)
-            zone = ZoneInfo(debtor.timezone if debtor else DEFAULT_TIMEZONE)
-            today = self.clock().astimezone(zone).date()
-            ctx = _Context(turn, state, lang, today, debtor, accounts, creditor)
-            if self._silenced(session, ctx):
-                return Reply([], state, lang, ctx.company, paused=True)
-            self._dispatch(session, ctx)
-            return Reply(ctx.out, ctx.state, ctx.lang, ctx.company, ctx.paused, ctx.documents)
+        debtor = self._debtor(session, turn.sender, state)
+        lang = language or (debtor.language if debtor else "es")
+        if debtor is not None:
+            state["debtor_id"] = debtor.id
+        accounts = lookups.open_accounts(session, debtor.id) if debtor else []
+        creditor = self._creditor(session, debtor)
+        zone = ZoneInfo(debtor.timezone if debtor else DEFAULT_TIMEZONE)
+        today = self.clock().astimezone(zone).date()
+        ctx = _Context(turn, state, lang, today, debtor, accounts, creditor)
+        if self._silenced(session, ctx):
+            return Reply([], state, lang, ctx.company, paused=True)
+        self._dispatch(session, ctx)
+        return Reply(ctx.out, ctx.state, ctx.lang, ctx.company, ctx.paused, ctx.documents)
 
     # --- loading ------------------------------------------------------------
     def _debtor(self, session, phone: str, state: dict[str, Any]) -> Optional[DebtorView]:  # noqa: ANN001

@@ -12,10 +12,11 @@ import threading
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -47,7 +48,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # noqa: ANN001
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if getattr(_begin, "deferred", False) else "BEGIN IMMEDIATE")
+
+
+# Set while a unit of work runs optimistically (see `optimistic_unit`).
+_begin = threading.local()
+T = TypeVar("T")
 
 
 def get_engine(url: Optional[str] = None) -> Engine:
@@ -130,3 +136,40 @@ def session_scope(url: Optional[str] = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def _write_conflict(error: OperationalError) -> bool:
+    message = str(error.orig).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+def optimistic_unit(work: Callable[[Session], T], url: Optional[str] = None) -> T:
+    """Runs `work(session)` as one unit of work that usually only reads.
+
+    On SQLite an ordinary unit begins with BEGIN IMMEDIATE and so holds the
+    database's one write lock from its first statement to its commit, even if
+    it never writes: every such unit waits for, and holds up, every writer (the
+    ingest storing messages, other actions). Here it first runs in a deferred
+    transaction, a WAL snapshot that takes no lock: a unit that only reads
+    never waits. If it does write and another connection wrote since its
+    snapshot, SQLite refuses the upgrade ("database is locked"); nothing was
+    written, so it is rolled back and `work` runs once more, under BEGIN
+    IMMEDIATE, on fresh data. `work` must therefore be safe to run twice: no
+    effect outside the session. On PostgreSQL it is one ordinary unit.
+    """
+    engine = get_engine(url)
+    if engine.dialect.name != "sqlite":
+        with session_scope(url) as session:
+            return work(session)
+    previous = getattr(_begin, "deferred", False)
+    _begin.deferred = True
+    try:
+        with session_scope(url) as session:
+            return work(session)
+    except OperationalError as error:
+        if not _write_conflict(error):
+            raise
+    finally:
+        _begin.deferred = previous
+    with session_scope(url) as session:
+        return work(session)

@@ -291,20 +291,20 @@ class Ingest:
         """Hands the message to Rasa after the sender's previous one is answered
         (`language` given: it was stored claimed, in that debtor's language)."""
         previous = self.chains.get(inbound.phone)
-        task = self._spawn(self._forward_after(previous, inbound, language))
-        self.chains[inbound.phone] = task
-
-        def forget(done: asyncio.Task) -> None:
-            if self.chains.get(inbound.phone) is done:
-                del self.chains[inbound.phone]
-
-        task.add_done_callback(forget)
+        self.chains[inbound.phone] = self._spawn(self._forward_after(previous, inbound, language))
 
     async def _forward_after(self, previous: Optional[asyncio.Task], inbound: Inbound, language: Optional[str]) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
-        async with self.turns:
-            await self.hand_over(inbound, language)
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            async with self.turns:
+                await self.hand_over(inbound, language)
+        finally:
+            # Forgotten in the same step as the turn's end (a done-callback
+            # would run a loop iteration later, after the debtor's next message
+            # may have come in and, finding this one, been claimed separately).
+            if self.chains.get(inbound.phone) is asyncio.current_task():
+                del self.chains[inbound.phone]
 
     async def hand_over(self, inbound: Inbound, language: Optional[str] = None) -> None:
         """Claims the message (unless it was stored claimed, in `language`), has
@@ -376,4 +376,8 @@ def serve(host: str, port: int, rasa_url: str) -> None:
     """Runs the ingest until interrupted (`python -m cobrador ingest`)."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
     ingest = Ingest(ChannelSettings.from_env(), rasa_url)
-    web.run_app(ingest.app(), host=host, port=port, access_log=None, print=None)
+    # uvloop (installed with Sanic, which Rasa runs on) makes the loop's own
+    # work, sockets and callbacks from the database threads, cheaper.
+    import uvloop
+
+    web.run_app(ingest.app(), host=host, port=port, access_log=None, print=None, loop=uvloop.new_event_loop())
