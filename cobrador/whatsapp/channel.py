@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import re
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Sequence
@@ -471,11 +472,21 @@ class WhatsAppInput(InputChannel):
         # everything else that shares its event loop.
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
         self.in_flight: set[str] = set()
+        # The last messages this process answered: a message can reach it by
+        # two ways (the ingest retrying while Rasa restarts, and the start-up
+        # recovery or the sweep), and the second must not run the turn again
+        # before the first one's "processed" mark is written.
+        self.answered: OrderedDict[str, None] = OrderedDict()
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
 
     @classmethod
     def name(cls) -> str:
         return "whatsapp"
+
+    def _answered(self, sid: str, keep: int = 10_000) -> None:
+        self.answered[sid] = None
+        while len(self.answered) > keep:
+            self.answered.popitem(last=False)
 
     @classmethod
     def from_credentials(cls, credentials: Optional[dict[str, Any]]) -> WhatsAppInput:
@@ -488,7 +499,7 @@ class WhatsAppInput(InputChannel):
         hook = Blueprint("whatsapp_webhook", __name__)
 
         async def process(inbound: Inbound, recovered: bool = False, take_over: Optional[float] = None) -> None:
-            if inbound.sid in self.in_flight:
+            if inbound.sid in self.in_flight or inbound.sid in self.answered:
                 return
             self.in_flight.add(inbound.sid)
             try:
@@ -517,6 +528,7 @@ class WhatsAppInput(InputChannel):
             except Exception:  # noqa: BLE001 - keep it pending; retried on restart
                 logger.exception("processing %s failed; it stays pending", inbound.sid)
                 return
+            self._answered(inbound.sid)
             await asyncio.to_thread(finish_turn, inbound.sid, outbox or [])
 
         @hook.route("/", methods=["GET"])
@@ -558,6 +570,9 @@ class WhatsAppInput(InputChannel):
                 inbound = None
             if inbound is None:
                 return response.text("malformed message", status=400)
+            if inbound.sid in self.in_flight or inbound.sid in self.answered:
+                # Being or already answered here by the other way in (see `answered`).
+                return response.text("already answered", status=409)
             language = payload.get("language") if payload.get("language") in ("es", "en") else "es"
             outbox: list[tuple[str, str, list, str]] = []
             message = UserMessage(
@@ -576,6 +591,7 @@ class WhatsAppInput(InputChannel):
                 return response.text("the turn failed", status=500)
             finally:
                 self.in_flight.discard(inbound.sid)
+            self._answered(inbound.sid)
             replies = [{"phone": p, "body": b, "media": m, "sender": s} for p, b, m, s in outbox]
             return response.json({"messages": replies})
 

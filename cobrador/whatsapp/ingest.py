@@ -344,6 +344,9 @@ class Ingest:
                         return [(m["phone"], m["body"], m["media"], m["sender"]) for m in payload["messages"]]
                     if answer.status in (404, 502, 503):  # Rasa (re)starting or behind a proxy that is
                         continue
+                    if answer.status == 409:  # its recovery or sweep took it meanwhile and answers it
+                        logger.info("%s is answered by the Rasa channel itself", inbound.sid)
+                        return None
                     logger.error("Rasa answered %s for %s: %s", answer.status, inbound.sid, await answer.text())
                     return None
             except aiohttp.ClientConnectionError as error:

@@ -249,6 +249,10 @@ def test_a_signed_forward_is_answered_with_the_replies_for_the_ingest_to_record(
     assert replies and replies[0]["phone"] == phone and replies[0]["sender"] == "bot"
     assert replies[0]["body"].startswith("¡Hola!")
     assert log(stack, phone) == []
+    # The same message again (an ingest retrying while Rasa's recovery took
+    # it): refused, the turn is not run twice.
+    again = requests.post(url, data=body, headers={"X-Cobrador-Signature": signature}, timeout=30)
+    assert again.status_code == 409
 
 
 def test_the_rasa_channel_also_takes_webhooks_directly(stack) -> None:

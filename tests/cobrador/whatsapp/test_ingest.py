@@ -28,8 +28,10 @@ TOKEN = "ingest-test-token"
 
 
 @contextmanager
-def running_ingest(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An ingest on a free port whose Rasa does not answer (nothing listens)."""
+def running_ingest(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, rasa_url: str = "http://127.0.0.1:1"
+) -> Iterator[str]:
+    """An ingest on a free port; by default its Rasa does not answer (nothing listens)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -37,7 +39,7 @@ def running_ingest(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterat
     base = f"http://127.0.0.1:{port}"
     settings = ChannelSettings(TOKEN, base, None, {})
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(Ingest(settings, "http://127.0.0.1:1", retry_delays=(0.0,)).app())
+    runner = web.AppRunner(Ingest(settings, rasa_url, retry_delays=(0.0,)).app())
     loop.run_until_complete(runner.setup())
     loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -199,3 +201,75 @@ def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
                 break
             deadline.wait(0.05)
         assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "received"
+
+
+@contextmanager
+def fake_rasa(status: int, replies: list[dict]) -> Iterator[tuple[str, list[dict]]]:
+    """A stand-in for the Rasa channel's /process: answers every forward with
+    `status` (and `replies`), and keeps what it was sent."""
+    received: list[dict] = []
+
+    async def process(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        if status != 200:
+            return web.Response(status=status, text="already answered")
+        return web.json_response({"messages": replies})
+
+    app = web.Application()
+    app.router.add_post("/webhooks/whatsapp/process", process)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def wait_for_status(database_url: str, sid: str, status: str) -> str:
+    for _ in range(100):
+        if inbound_statuses(database_url).get(sid) == status:
+            break
+        threading.Event().wait(0.05)
+    return inbound_statuses(database_url)[sid]
+
+
+def test_a_turn_stored_claimed_is_answered_and_its_replies_recorded_with_the_processed_mark(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = {"phone": "+525553000002", "body": "¡Hola! Soy el asistente.", "media": [], "sender": "bot"}
+    with fake_rasa(200, [reply]) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
+        url = base + "/webhooks/whatsapp/webhook"
+        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000002", "hola", []))
+        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
+        assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+    assert [(m["sid"], m["language"]) for m in received] == [(fields["MessageSid"], "es")]
+    with session_scope(ledger_url) as session:
+        outbox = session.execute(
+            select(Message.body, Message.status).where(Message.direction == "outbound", Message.phone == reply["phone"])
+        ).all()
+    assert [tuple(row) for row in outbox] == [(reply["body"], "queued")]
+
+
+def test_a_forward_rasa_says_it_already_answers_is_left_to_it(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """409: Rasa's recovery or sweep took the message while the ingest was
+    retrying; the ingest neither records nor gives it back."""
+    with fake_rasa(409, []) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
+        url = base + "/webhooks/whatsapp/webhook"
+        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000003", "hola", []))
+        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
+        for _ in range(100):
+            if received:
+                break
+            threading.Event().wait(0.05)
+        threading.Event().wait(0.3)
+        assert len(received) == 1
+        assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "processing"
