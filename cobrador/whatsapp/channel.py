@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -472,11 +473,13 @@ class WhatsAppInput(InputChannel):
         # everything else that shares its event loop.
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
         self.in_flight: set[str] = set()
-        # The last messages this process answered: a message can reach it by
-        # two ways (the ingest retrying while Rasa restarts, and the start-up
-        # recovery or the sweep), and the second must not run the turn again
-        # before the first one's "processed" mark is written.
-        self.answered: OrderedDict[str, None] = OrderedDict()
+        # The messages this process answered in the last two minutes: a
+        # message can reach it by two ways (the ingest retrying for about a
+        # minute while Rasa restarts, and the start-up recovery or the sweep),
+        # and the second must not run the turn again before the first one's
+        # "processed" mark is written. (Only for a while: a message whose
+        # answer could not be recorded is still taken over by the sweep.)
+        self.answered: OrderedDict[str, float] = OrderedDict()
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
 
     @classmethod
@@ -484,9 +487,14 @@ class WhatsAppInput(InputChannel):
         return "whatsapp"
 
     def _answered(self, sid: str, keep: int = 10_000) -> None:
-        self.answered[sid] = None
+        self.answered[sid] = time.monotonic()
+        self.answered.move_to_end(sid)
         while len(self.answered) > keep:
             self.answered.popitem(last=False)
+
+    def _just_answered(self, sid: str, seconds: float = 120.0) -> bool:
+        when = self.answered.get(sid)
+        return when is not None and time.monotonic() - when < seconds
 
     @classmethod
     def from_credentials(cls, credentials: Optional[dict[str, Any]]) -> WhatsAppInput:
@@ -499,7 +507,7 @@ class WhatsAppInput(InputChannel):
         hook = Blueprint("whatsapp_webhook", __name__)
 
         async def process(inbound: Inbound, recovered: bool = False, take_over: Optional[float] = None) -> None:
-            if inbound.sid in self.in_flight or inbound.sid in self.answered:
+            if inbound.sid in self.in_flight or self._just_answered(inbound.sid):
                 return
             self.in_flight.add(inbound.sid)
             try:
@@ -570,8 +578,8 @@ class WhatsAppInput(InputChannel):
                 inbound = None
             if inbound is None:
                 return response.text("malformed message", status=400)
-            if inbound.sid in self.in_flight or inbound.sid in self.answered:
-                # Being or already answered here by the other way in (see `answered`).
+            if inbound.sid in self.in_flight or self._just_answered(inbound.sid):
+                # Being or just answered here by the other way in (see `answered`).
                 return response.text("already answered", status=409)
             language = payload.get("language") if payload.get("language") in ("es", "en") else "es"
             outbox: list[tuple[str, str, list, str]] = []

@@ -273,3 +273,23 @@ def test_a_forward_rasa_says_it_already_answers_is_left_to_it(ledger_url: str, m
         threading.Event().wait(0.3)
         assert len(received) == 1
         assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "processing"
+
+
+def test_the_rasa_channel_refuses_a_second_way_in_only_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message just answered is not run again (the ingest's retry racing the
+    start-up recovery); two minutes later the sweep may take it over again (its
+    answer could not be recorded), and the memory stays bounded."""
+    from cobrador.whatsapp import channel as channel_module
+    from cobrador.whatsapp.channel import WhatsAppInput
+
+    now = [1000.0]
+    monkeypatch.setattr(channel_module.time, "monotonic", lambda: now[0])
+    rasa_channel = WhatsAppInput(ChannelSettings(TOKEN, "http://127.0.0.1:1", None, {}))
+    rasa_channel._answered("SM" + "a" * 32)
+    assert rasa_channel._just_answered("SM" + "a" * 32)
+    assert not rasa_channel._just_answered("SM" + "b" * 32)
+    now[0] += 121
+    assert not rasa_channel._just_answered("SM" + "a" * 32)
+    for n in range(30):
+        rasa_channel._answered(f"SM{n:032d}", keep=10)
+    assert len(rasa_channel.answered) == 10 and f"SM{29:032d}" in rasa_channel.answered
