@@ -110,6 +110,7 @@ class WhatsAppOutput(OutputChannel):
         sender: Optional[TwilioSender],
         language: str = "es",
         outbox: Optional[list[tuple[str, str, list, str]]] = None,
+        database: Optional[Callable[..., Awaitable[Any]]] = None,
     ) -> None:
         self.settings = settings
         self.sender = sender
@@ -117,6 +118,9 @@ class WhatsAppOutput(OutputChannel):
         # Local mode collects a turn's replies here; the channel writes them to
         # the outbox together with the "processed" mark, in one transaction.
         self.outbox = outbox
+        # How the message log is written: a worker thread by default; the
+        # ingest passes its database threads (on SQLite, its one writer).
+        self.database = database or asyncio.to_thread
 
     @classmethod
     def name(cls) -> str:
@@ -144,41 +148,39 @@ class WhatsAppOutput(OutputChannel):
         if self.sender is None and self.outbox is not None:
             self.outbox.append((phone, body, media, sender))
             return 0
-        message_id = await asyncio.to_thread(_store_outbound, phone, body, media, sender)
+        message_id = await self.database(_store_outbound, phone, body, media, sender)
         if self.sender is None:
             return message_id  # local mode: the outbox (the simulator shows it)
         try:
             result = await self.sender.send(phone, body or None, media_urls=list(media_urls))
-            await asyncio.to_thread(_mark, message_id, result.get("status") or "queued", result.get("sid"), None, None)
+            await self.database(_mark, message_id, result.get("status") or "queued", result.get("sid"), None, None)
         except SendError as error:
             template = self.settings.reengage_templates.get(self.language)
             if error.code == OUTSIDE_WINDOW and template:
                 await self._send_template(phone, message_id, template)
             else:
                 logger.error("send to %s failed: %s (code %s)", phone, error, error.code)
-                await asyncio.to_thread(_mark, message_id, "failed", None, str(error.code or error.status or ""), None)
+                await self.database(_mark, message_id, "failed", None, str(error.code or error.status or ""), None)
         except Exception:  # noqa: BLE001 - the turn must survive any send failure
             logger.exception("send to %s failed", phone)
-            await asyncio.to_thread(_mark, message_id, "failed", None, "exception", None)
+            await self.database(_mark, message_id, "failed", None, "exception", None)
         return message_id
 
     async def _send_template(self, phone: str, message_id: int, template: str) -> None:
         """Outside the 24-hour window: the free-form message failed; the approved re-engagement template instead."""
-        await asyncio.to_thread(_mark, message_id, "failed", None, str(OUTSIDE_WINDOW), None)
+        await self.database(_mark, message_id, "failed", None, str(OUTSIDE_WINDOW), None)
         await self.deliver_template(phone, template)
 
     async def deliver_template(self, phone: str, template: str, sender: str = "bot") -> int:
         """Logs and sends an approved template (ContentSid); in local mode it stays in the outbox."""
-        template_id = await asyncio.to_thread(_store_outbound, phone, "", [], sender, template)
+        template_id = await self.database(_store_outbound, phone, "", [], sender, template)
         if self.sender is None:
             return template_id
         try:
             result = await self.sender.send(phone, content_sid=template, content_variables={"1": "Cobrador"})
-            await asyncio.to_thread(
-                _mark, template_id, result.get("status") or "queued", result.get("sid"), None, template
-            )
+            await self.database(_mark, template_id, result.get("status") or "queued", result.get("sid"), None, template)
         except SendError as error:
-            await asyncio.to_thread(_mark, template_id, "failed", None, str(error.code or error.status or ""), None)
+            await self.database(_mark, template_id, "failed", None, str(error.code or error.status or ""), None)
         return template_id
 
 

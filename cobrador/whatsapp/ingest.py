@@ -31,6 +31,7 @@ against that URL, whichever port the request reached.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -319,7 +320,7 @@ class Ingest:
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
             await self.finishes.submit(inbound.sid, replies)
             return
-        output = WhatsAppOutput(self.settings, self.sender, language)
+        output = WhatsAppOutput(self.settings, self.sender, language, database=functools.partial(self.pool.run, TURN))
         for phone, body, media, sender in replies:
             await output.deliver(phone, body, [m["url"] for m in media], sender=sender)
         await self.finishes.submit(inbound.sid, [])

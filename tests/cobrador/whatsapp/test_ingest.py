@@ -5,11 +5,12 @@ aiohttp server on a free port, a real ledger on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 import requests
@@ -29,15 +30,22 @@ TOKEN = "ingest-test-token"
 
 @contextmanager
 def running_ingest(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, rasa_url: str = "http://127.0.0.1:1"
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    rasa_url: str = "http://127.0.0.1:1",
+    settings: Optional[ChannelSettings] = None,
 ) -> Iterator[str]:
-    """An ingest on a free port; by default its Rasa does not answer (nothing listens)."""
+    """An ingest on a free port (local mode unless `settings` say otherwise);
+    by default its Rasa does not answer (nothing listens)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    settings = ChannelSettings(TOKEN, base, None, {})
+    if settings is None:
+        settings = ChannelSettings(TOKEN, base, None, {})
+    else:
+        settings = dataclasses.replace(settings, public_url=base)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(Ingest(settings, rasa_url, retry_delays=(0.0,)).app())
     loop.run_until_complete(runner.setup())
@@ -293,3 +301,90 @@ def test_the_rasa_channel_refuses_a_second_way_in_only_for_a_while(monkeypatch: 
     for n in range(30):
         rasa_channel._answered(f"SM{n:032d}", keep=10)
     assert len(rasa_channel.answered) == 10 and f"SM{29:032d}" in rasa_channel.answered
+
+
+@contextmanager
+def fake_twilio() -> Iterator[tuple[str, list[dict]]]:
+    """Twilio's Messages API as far as the ingest uses it (its servers cannot
+    run here): records each request's form and answers 201 with a new SID."""
+    received: list[dict] = []
+
+    async def messages(request: web.Request) -> web.Response:
+        received.append({"path": request.path, "form": dict(await request.post())})
+        return web.json_response({"sid": f"SM{len(received):032d}", "status": "queued"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The production path: a webhook signed with the account's auth token,
+    the turn's replies (from a stand-in Rasa) sent through Twilio's API in
+    order with the sender, the debtor and the status callback, each logged
+    with Twilio's SID, and the message marked processed."""
+    from cobrador.whatsapp import channel as channel_module
+    from cobrador.whatsapp.twilio_api import TwilioConfig
+
+    writers: list[str] = []  # the threads the message log is written from
+    for name in ("_store_outbound", "_mark"):
+        real = getattr(channel_module, name)
+
+        def on_thread(*args, _real=real):  # noqa: ANN002, ANN202
+            writers.append(threading.current_thread().name)
+            return _real(*args)
+
+        monkeypatch.setattr(channel_module, name, on_thread)
+    phone = "+525553000004"
+    replies = [
+        {"phone": phone, "body": "¡Hola! Soy el asistente virtual.", "media": [], "sender": "bot"},
+        {"phone": phone, "body": "¿Con quién tengo el gusto?", "media": [], "sender": "bot"},
+    ]
+    with fake_twilio() as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
+        twilio = TwilioConfig(
+            "AC" + "1" * 32, "account-auth-token", "whatsapp:+14155238886",
+            status_callback="https://bot.example/webhooks/whatsapp/status", api_base=twilio_url,
+        )  # fmt: skip
+        settings = ChannelSettings("account-auth-token", "", twilio, {})
+        with running_ingest(ledger_url, monkeypatch, rasa_url, settings) as base:
+            url = base + "/webhooks/whatsapp/webhook"
+            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
+            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+    assert [request["form"] for request in sent] == [
+        {
+            "From": "whatsapp:+14155238886", "To": f"whatsapp:{phone}", "Body": reply["body"],
+            "StatusCallback": "https://bot.example/webhooks/whatsapp/status",
+        }
+        for reply in replies
+    ]  # fmt: skip
+    with session_scope(ledger_url) as session:
+        logged = session.execute(
+            select(Message.body, Message.status, Message.provider_sid)
+            .where(Message.direction == "outbound", Message.phone == phone)
+            .order_by(Message.id)
+        ).all()
+    assert [tuple(row) for row in logged] == [
+        (replies[0]["body"], "queued", f"SM{1:032d}"),
+        (replies[1]["body"], "queued", f"SM{2:032d}"),
+    ]
+    # On the ingest's own database threads (on SQLite its one writer), never
+    # on threads of their own that would queue on SQLite's lock.
+    assert len(writers) == 4 and all(name.startswith("ingest-") for name in writers)
