@@ -104,14 +104,14 @@ def languages(session: Session, phones: Iterable[str]) -> dict[str, str]:
 _SET_INBOUND_STATUS = text(
     "UPDATE messages SET status = :status, updated_at = :now WHERE provider_sid = :sid AND direction = 'inbound'"
 ).bindparams(_NOW)
-_CLAIM_INBOUND = text(
+_CLAIM = (
     "UPDATE messages SET status = 'processing', updated_at = :now"
     " WHERE provider_sid = :sid AND direction = 'inbound' AND status IN :statuses"
-).bindparams(_NOW, bindparam("statuses", expanding=True))
-_CLAIM_UNCHANGED = text(
-    "UPDATE messages SET status = 'processing', updated_at = :now"
-    " WHERE provider_sid = :sid AND direction = 'inbound' AND status IN :statuses AND updated_at < :since"
-).bindparams(_NOW, bindparam("statuses", expanding=True), bindparam("since", type_=_NOW.type))
+)
+_CLAIM_INBOUND = text(_CLAIM).bindparams(_NOW, bindparam("statuses", expanding=True))
+_CLAIM_UNCHANGED = text(_CLAIM + " AND updated_at < :since").bindparams(
+    _NOW, bindparam("statuses", expanding=True), bindparam("since", type_=_NOW.type)
+)
 
 
 def set_inbound_status(session: Session, provider_sid: str, status: str) -> None:

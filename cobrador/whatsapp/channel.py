@@ -203,32 +203,29 @@ def finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
     """The turn's replies (local mode) and the "processed" mark, atomically:
     a crash before this leaves the message pending with no half-written
     answer, and it is answered once after the restart."""
-    finish_turns([(sid, outbox)])
+    finish_turns([sid], [outbox])
 
 
-def finish_turns(turns: Sequence[tuple[str, list[tuple[str, str, list, str]]]]) -> list[None]:
+def finish_turns(sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]) -> list[None]:
     """`finish_turn` for turns that ended together, in one transaction."""
     with session_scope() as session:
-        for sid, outbox in turns:
+        for sid, outbox in zip(sids, outboxes, strict=True):
             for phone, body, media, sender in outbox:
                 messages.record_outbound(session, phone, body, sender=sender, media=media)
             messages.set_inbound_status(session, sid, "processed")
-    return [None] * len(turns)
+    return [None] * len(sids)
 
 
 def claim_for_turn(sid: str, phone: str, recovered: bool) -> Optional[str]:
     """Claims the message for this turn; returns the debtor's language, or None
     if it was already answered or claimed. After a restart, messages left
     `processing` by the dead process are claimed again."""
-    from sqlalchemy import select
-
-    from cobrador.ledger.models import Debtor
 
     statuses = messages.INBOUND_PENDING if recovered else ("received",)
     with session_scope() as session:
         if not messages.claim_inbound(session, sid, statuses):
             return None
-        return session.execute(select(Debtor.language).where(Debtor.phone == phone)).scalar_one_or_none() or "es"
+        return messages.languages(session, [phone]).get(phone) or "es"
 
 
 def release_claim(sid: str) -> None:
@@ -251,14 +248,14 @@ def _take_over(sid: str, seconds: float) -> Optional[str]:
 
     from sqlalchemy import select
 
-    from cobrador.ledger.models import Debtor, Message
+    from cobrador.ledger.models import Message
 
     with session_scope() as session:
         cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
         if not messages.claim_inbound(session, sid, ("processing",), unchanged_since=cutoff):
             return None
         phone = session.execute(select(Message.phone).where(Message.provider_sid == sid)).scalar_one()
-        return session.execute(select(Debtor.language).where(Debtor.phone == phone)).scalar_one_or_none() or "es"
+        return messages.languages(session, [phone]).get(phone) or "es"
 
 
 def _language(phone: str) -> str:

@@ -203,10 +203,9 @@ class Ingest:
         sqlite = settings_for_db().database_url.startswith("sqlite")
         self.pool = PriorityPool(1 if sqlite else 8, "ingest")
         # Group commits: acknowledgements first; the ends of turns after them.
+        # (The store is looked up at each call: a test replaces it to inject failures.)
         self.acks = GroupWriter(self.pool, ACK, lambda inbounds, claims: store_inbound_batch(inbounds, claims))
-        self.finishes = GroupWriter(
-            self.pool, TURN, lambda sids, outboxes: finish_turns(list(zip(sids, outboxes, strict=True)))
-        )
+        self.finishes = GroupWriter(self.pool, TURN, finish_turns)
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))

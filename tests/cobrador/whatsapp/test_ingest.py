@@ -38,22 +38,33 @@ def running_ingest(
     """An ingest on a free port (local mode unless `settings` say otherwise);
     by default its Rasa does not answer (nothing listens)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     if settings is None:
         settings = ChannelSettings(TOKEN, base, None, {})
     else:
         settings = dataclasses.replace(settings, public_url=base)
+    with serving(Ingest(settings, rasa_url, retry_delays=(0.0,)).app(), port):
+        yield base
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(app: web.Application, port: int) -> Iterator[str]:
+    """Serves `app` on 127.0.0.1:`port` from an event loop on a thread of its own."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(Ingest(settings, rasa_url, retry_delays=(0.0,)).app())
+    runner = web.AppRunner(app)
     loop.run_until_complete(runner.setup())
     loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -203,12 +214,7 @@ def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
         url = base + "/webhooks/whatsapp/webhook"
         fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000001", "hola", []))
         assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
-        deadline = threading.Event()
-        for _ in range(100):
-            if inbound_statuses(ledger_url).get(fields["MessageSid"]) == "received":
-                break
-            deadline.wait(0.05)
-        assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "received"
+        assert wait_for_status(ledger_url, fields["MessageSid"], "received") == "received"
 
 
 @contextmanager
@@ -225,21 +231,8 @@ def fake_rasa(status: int, replies: list[dict]) -> Iterator[tuple[str, list[dict
 
     app = web.Application()
     app.router.add_post("/webhooks/whatsapp/process", process)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}", received
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with serving(app, free_port()) as url:
+        yield url, received
 
 
 def wait_for_status(database_url: str, sid: str, status: str) -> str:
@@ -315,21 +308,8 @@ def fake_twilio() -> Iterator[tuple[str, list[dict]]]:
 
     app = web.Application()
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}", received
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with serving(app, free_port()) as url:
+        yield url, received
 
 
 def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
