@@ -78,9 +78,18 @@ class CpuMeter:
     def _postgres(self) -> float:
         return sum(self._pid_seconds(pid) for pid in self.postgres_pids())
 
+    def _workers(self) -> float:
+        """The ingest's NLU worker (and any other process the ingest started)."""
+        try:
+            children = Path(f"/proc/{self.pids['ingest']}/task/{self.pids['ingest']}/children").read_text().split()
+        except OSError:
+            return 0.0
+        return sum(self._pid_seconds(int(pid)) for pid in children)
+
     def snapshot(self) -> dict[str, float]:
         times = os.times()
         shot = {name: self._pid_seconds(pid) for name, pid in self.pids.items()}
+        shot["nlu-worker"] = self._workers()
         shot["client"] = times.user + times.system
         shot["postgres"] = self._postgres()
         return shot

@@ -248,7 +248,7 @@ def _cmd_nlu_report(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from cobrador.whatsapp.ingest import serve
 
-    serve(args.host, args.port, args.rasa_url)
+    serve(args.host, args.port, args.rasa_url, args.model)
     return EXIT_OK
 
 
@@ -392,6 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--host", default=os.environ.get("COBRADOR_INGEST_HOST", "127.0.0.1"))
     ingest.add_argument("--port", type=int, default=int(os.environ.get("COBRADOR_INGEST_PORT", "5004")))
     ingest.add_argument("--rasa-url", default=os.environ.get("COBRADOR_RASA_URL", "http://127.0.0.1:5005"))
+    ingest.add_argument(
+        "--model",
+        default=os.environ.get("MODEL", "models/cobrador.tar.gz"),
+        help="Rasa's model, whose NLU the ingest runs ahead of the turn (COBRADOR_PARSE_AHEAD=off: not at all)",
+    )
     ingest.set_defaults(func=_cmd_ingest)
 
     outreach = commands.add_parser("outreach", help="send due notices and reminders under the contact rules")

@@ -144,7 +144,8 @@ def local_stack(
         rasa = stack.launch_rasa(rasa_port, stack.rasa_log)
         ingest_log = folder / "ingest.log"
         ingest = subprocess.Popen(
-            [sys.executable, "-m", "cobrador", "ingest", "--port", str(ingest_port), "--rasa-url", stack.rasa_url],
+            [sys.executable, "-m", "cobrador", "ingest", "--port", str(ingest_port), "--rasa-url", stack.rasa_url,
+             "--model", str(model)],
             cwd=ROOT, env=env, stdout=open(ingest_log, "w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         stack.processes.append(ingest)

@@ -36,7 +36,7 @@ pids+=($!)
 "$bin/rasa" run --model "$model" --endpoints "$endpoints" --credentials credentials.yml \
   --port "${RASA_PORT:-5005}" --cors "" --enable-api --jwt-secret "$RASA_JWT_SECRET" --jwt-method HS256 &
 pids+=($!)
-"$bin/python" -m cobrador ingest --port "${INGEST_PORT:-5004}" --rasa-url "$COBRADOR_RASA_URL" &
+"$bin/python" -m cobrador ingest --port "${INGEST_PORT:-5004}" --rasa-url "$COBRADOR_RASA_URL" --model "$model" &
 pids+=($!)
 # The agent console (docs/console.md): log in with a demo agent from the README.
 "$bin/python" -m cobrador web --port "${CONSOLE_PORT:-8000}" &

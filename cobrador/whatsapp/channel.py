@@ -59,6 +59,7 @@ from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import OUTSIDE_WINDOW, SendError, TwilioSender, split_body
+from cobrador.whatsapp.understanding import usable
 
 logger = logging.getLogger(__name__)
 
@@ -590,6 +591,10 @@ class WhatsAppInput(InputChannel):
                 message_id=inbound.sid,
                 metadata=inbound.metadata(),
             )
+            # The ingest's NLU worker parsed it ahead, with this very model:
+            # Rasa takes that parse instead of parsing again (otherwise it parses).
+            agent = getattr(request.app.ctx, "agent", None)
+            message.parse_data = usable(payload.get("parse"), getattr(agent, "model_id", None), message.text)
             self.in_flight.add(inbound.sid)
             try:
                 await on_new_message(message)

@@ -39,6 +39,7 @@ import os
 import queue
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import aiohttp
@@ -47,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from cobrador.config import settings as settings_for_db
+from cobrador.language.commands import neutralize_command
 from cobrador.whatsapp.channel import (
     EMPTY_TWIML,
     MEDIA_HEADERS,
@@ -66,6 +68,8 @@ from cobrador.whatsapp.channel import (
 )
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import TwilioSender
+from cobrador.whatsapp.understanding import Understanding, parsed
+from cobrador.whatsapp.understanding import enabled as parse_ahead_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -186,9 +190,14 @@ class Ingest:
     """Admits Twilio's webhooks and hands the messages to Rasa."""
 
     def __init__(
-        self, settings: ChannelSettings, rasa_url: str, retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self,
+        settings: ChannelSettings,
+        rasa_url: str,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        understanding: Optional[Understanding] = None,
     ) -> None:
         self.settings = settings
+        self.understanding = understanding
         self.rasa_url = rasa_url.rstrip("/")
         self.retry_delays = retry_delays
         self.validator = RequestValidator(settings.auth_token)
@@ -225,6 +234,8 @@ class Ingest:
     async def _start(self, app: web.Application) -> None:
         # A turn can take a while under load; a connection that cannot even open fails fast.
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=5))
+        if self.understanding is not None:
+            self.understanding.start()
 
     async def _stop(self, app: web.Application) -> None:
         for task in list(self.tasks):
@@ -234,6 +245,8 @@ class Ingest:
         if self.sender is not None:
             await self.sender.close()
         self.pool.shutdown()
+        if self.understanding is not None:
+            self.understanding.close()
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "mode": "local" if self.settings.local else "twilio"})
@@ -252,19 +265,26 @@ class Ingest:
             claim = not admission.opt_out and self._can_start(inbound.phone)
             if claim:
                 self.storing.add(inbound.phone)
+            # The NLU worker parses the text while the message is stored (see
+            # cobrador.whatsapp.understanding): Rasa's core is spared the parse.
+            parse = None
+            if not admission.opt_out and self.understanding is not None:
+                parse = self.understanding.parse_soon(neutralize_command(inbound.body))
             try:
                 stored = await self.acks.submit(inbound, claim)
             except SQLAlchemyError:
                 logger.exception("the message could not be stored")
+                _drop(parse)
                 return _store_failed()
             finally:
                 self.storing.discard(inbound.phone)
             if not stored.new:  # a replay: acknowledged, dropped
+                _drop(parse)
                 return web.Response(status=200, text=EMPTY_TWIML, content_type="text/xml")
             if admission.opt_out:
                 self._spawn(opt_out(self.settings, self.sender, inbound.sid, inbound.phone, inbound.body))
             else:
-                self.forward(inbound, stored.language)
+                self.forward(inbound, stored.language, parse)
         return web.Response(status=admission.status, text=admission.text, content_type=admission.content_type)
 
     async def status(self, request: web.Request) -> web.Response:
@@ -287,18 +307,25 @@ class Ingest:
     def _can_start(self, phone: str) -> bool:
         return phone not in self.chains and phone not in self.storing and not self.turns.locked()
 
-    def forward(self, inbound: Inbound, language: Optional[str] = None) -> None:
+    def forward(self, inbound: Inbound, language: Optional[str] = None, parse: Optional[asyncio.Future] = None) -> None:
         """Hands the message to Rasa after the sender's previous one is answered
-        (`language` given: it was stored claimed, in that debtor's language)."""
+        (`language` given: it was stored claimed, in that debtor's language;
+        `parse`: its parse on the NLU worker, on the way)."""
         previous = self.chains.get(inbound.phone)
-        self.chains[inbound.phone] = self._spawn(self._forward_after(previous, inbound, language))
+        self.chains[inbound.phone] = self._spawn(self._forward_after(previous, inbound, language, parse))
 
-    async def _forward_after(self, previous: Optional[asyncio.Task], inbound: Inbound, language: Optional[str]) -> None:
+    async def _forward_after(
+        self,
+        previous: Optional[asyncio.Task],
+        inbound: Inbound,
+        language: Optional[str],
+        parse: Optional[asyncio.Future],
+    ) -> None:
         try:
             if previous is not None:
                 await asyncio.wait([previous])
             async with self.turns:
-                await self.hand_over(inbound, language)
+                await self.hand_over(inbound, language, parse)
         finally:
             # Forgotten in the same step as the turn's end (a done-callback
             # would run a loop iteration later, after the debtor's next message
@@ -306,14 +333,18 @@ class Ingest:
             if self.chains.get(inbound.phone) is asyncio.current_task():
                 del self.chains[inbound.phone]
 
-    async def hand_over(self, inbound: Inbound, language: Optional[str] = None) -> None:
+    async def hand_over(
+        self, inbound: Inbound, language: Optional[str] = None, parse: Optional[asyncio.Future] = None
+    ) -> None:
         """Claims the message (unless it was stored claimed, in `language`), has
-        Rasa run its turn, then records and sends the replies."""
+        Rasa run its turn (with the message's `parse`, when the NLU worker made
+        one), then records and sends the replies."""
         if language is None:
             language = await self.pool.run(TURN, claim_for_turn, inbound.sid, inbound.phone, False)
             if language is None:
+                _drop(parse)
                 return  # answered or being answered by the Rasa channel itself
-        replies = await self._run_turn(inbound, language)
+        replies = await self._run_turn(inbound, language, await parsed(parse))
         if replies is None:
             return
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
@@ -324,7 +355,9 @@ class Ingest:
             await output.deliver(phone, body, [m["url"] for m in media], sender=sender)
         await self.finishes.submit(inbound.sid, [])
 
-    async def _run_turn(self, inbound: Inbound, language: str) -> Optional[list[tuple[str, str, list, str]]]:
+    async def _run_turn(
+        self, inbound: Inbound, language: str, parse: Optional[dict] = None
+    ) -> Optional[list[tuple[str, str, list, str]]]:
         """The turn's replies from Rasa; None when there are none to record now.
 
         While Rasa cannot be reached the claim is retried with backoff and then
@@ -333,7 +366,10 @@ class Ingest:
         stays claimed and is answered after Rasa's next restart, never twice
         in a row."""
         assert self.http is not None
-        body = json.dumps({**_as_json(inbound), "language": language}, ensure_ascii=False).encode("utf-8")
+        forward = {**_as_json(inbound), "language": language}
+        if parse is not None:
+            forward["parse"] = parse
+        body = json.dumps(forward, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json", "X-Cobrador-Signature": forward_signature(self.key, body)}
         for delay in self.retry_delays:
             await asyncio.sleep(delay)
@@ -368,6 +404,11 @@ class Ingest:
         return task
 
 
+def _drop(parse: Optional[asyncio.Future]) -> None:
+    if parse is not None:
+        parse.cancel()
+
+
 def _as_json(inbound: Inbound) -> dict[str, object]:
     return {
         "sid": inbound.sid, "phone": inbound.phone, "body": inbound.body, "media": inbound.media,
@@ -375,10 +416,12 @@ def _as_json(inbound: Inbound) -> dict[str, object]:
     }  # fmt: skip
 
 
-def serve(host: str, port: int, rasa_url: str) -> None:
-    """Runs the ingest until interrupted (`python -m cobrador ingest`)."""
+def serve(host: str, port: int, rasa_url: str, model: Optional[str] = None) -> None:
+    """Runs the ingest until interrupted (`python -m cobrador ingest`); with
+    `model` (Rasa's), the NLU worker parses ahead unless COBRADOR_PARSE_AHEAD=off."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
-    ingest = Ingest(ChannelSettings.from_env(), rasa_url)
+    understanding = Understanding(Path(model)) if model and parse_ahead_enabled() else None
+    ingest = Ingest(ChannelSettings.from_env(), rasa_url, understanding=understanding)
     # uvloop (installed with Sanic, which Rasa runs on) makes the loop's own
     # work, sockets and callbacks from the database threads, cheaper.
     import uvloop

@@ -297,3 +297,90 @@ def test_a_message_an_ingest_died_holding_is_taken_over_after_the_stale_claim_ti
     assert len(replies) >= 1
     time.sleep(3)
     assert outbound_count(stack, phone) == before + len(replies)
+
+
+def rasa_tracker(stack, phone: str) -> dict:
+    from tests.e2e.test_rasa_api import SECRET, token
+
+    headers = {"Authorization": f"Bearer {token(SECRET)}"}
+    answer = requests.get(f"{stack.rasa_url}/conversations/{phone}/tracker", headers=headers, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def rasa_model_id(stack) -> str:
+    from tests.e2e.test_rasa_api import SECRET, token
+
+    headers = {"Authorization": f"Bearer {token(SECRET)}"}
+    return requests.get(f"{stack.rasa_url}/status", headers=headers, timeout=10).json()["model_id"]
+
+
+def user_parses(stack, phone: str) -> list[dict]:
+    return [event["parse_data"] for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
+
+
+def process(stack, phone: str, text: str, parse: Optional[dict] = None) -> requests.Response:
+    """A forward as the ingest sends it, with the parse its NLU worker made."""
+    forward = {"sid": f"SM{time.time_ns():032d}"[-34:], "phone": phone, "body": text, "language": "es"}
+    if parse is not None:
+        forward["parse"] = parse
+    body = json.dumps(forward, ensure_ascii=False).encode("utf-8")
+    headers = {"X-Cobrador-Signature": forward_signature(forward_key(LOCAL_TOKEN), body)}
+    return requests.post(stack.rasa_url + "/webhooks/whatsapp/process", data=body, headers=headers, timeout=30)
+
+
+def test_rasa_takes_a_parse_made_ahead_only_from_its_own_model_for_that_text(stack) -> None:
+    """The parse in a forward becomes the message's parse in Rasa (so Rasa
+    does not parse again) only when it is of Rasa's model and of the text;
+    otherwise Rasa parses the text itself."""
+    model_id = rasa_model_id(stack)
+    goodbye = {"name": "goodbye", "confidence": 1.0}
+
+    def crafted(model: str, text: str) -> dict:
+        data = {"text": text, "intent": goodbye, "entities": [], "intent_ranking": [goodbye]}
+        return {"model": model, "data": data}
+
+    taken, other_model, other_text = "+525550000121", "+525550000122", "+525550000123"
+    assert process(stack, taken, "hola", crafted(model_id, "hola")).status_code == 200
+    assert process(stack, other_model, "hola", crafted("not-" + model_id, "hola")).status_code == 200
+    assert process(stack, other_text, "hola", crafted(model_id, "adiós")).status_code == 200
+    assert [parse["intent"]["name"] for parse in user_parses(stack, taken)] == ["goodbye"]
+    assert [parse["intent"]["name"] for parse in user_parses(stack, other_model)] == ["greet"]
+    assert [parse["intent"]["name"] for parse in user_parses(stack, other_text)] == ["greet"]
+
+
+def test_the_ingests_worker_parses_as_rasa_itself_does_in_the_middle_of_a_conversation(stack) -> None:
+    """Parse-ahead changes where the parse is made, never what it is: the
+    worker's parse of each message equals the one Rasa made itself, in the
+    conversation's context (REST channel: no parse ahead), float for float."""
+    import asyncio
+
+    from cobrador.devstack import MODEL
+    from cobrador.whatsapp.understanding import Understanding, parsed
+
+    phone = "+525550000124"
+    texts = ["hola", "ana sofia garza", "no me alcanza, ¿me das 3 meses?", "te pago 500 el viernes", "si", "😀🙏",
+             "that's not my debt", "quiero hablar con un asesor"]  # fmt: skip
+    stack.restart(phone)
+    for text in texts:
+        stack.say(phone, text)
+    own = user_parses(stack, phone)[-len(texts) :]
+    worker = Understanding(MODEL)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while worker.model_id is None and worker.pool is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert worker.model_id == rasa_model_id(stack)
+
+        async def ahead() -> list[dict]:
+            return [(await parsed(worker.parse_soon(text)))["data"] for text in texts]
+
+        made_ahead = asyncio.run(ahead())
+    finally:
+        worker.close()
+    keys = ("text", "intent", "entities", "intent_ranking")
+    assert [{key: parse.get(key) for key in keys} for parse in made_ahead] == [
+        {key: parse.get(key) for key in keys} for parse in own
+    ]
+    assert {parse["intent"]["name"] for parse in own} >= {"greet", "cannot_pay", "promise_to_pay"}

@@ -24,6 +24,7 @@ from cobrador.whatsapp import ingest as ingest_module
 from cobrador.whatsapp.ingest import Ingest
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.simulator import signed_form, twilio_fields
+from cobrador.whatsapp.understanding import Understanding
 
 TOKEN = "ingest-test-token"
 
@@ -34,9 +35,11 @@ def running_ingest(
     monkeypatch: pytest.MonkeyPatch,
     rasa_url: str = "http://127.0.0.1:1",
     settings: Optional[ChannelSettings] = None,
+    understanding: Optional[Understanding] = None,
 ) -> Iterator[str]:
     """An ingest on a free port (local mode unless `settings` say otherwise);
-    by default its Rasa does not answer (nothing listens)."""
+    by default its Rasa does not answer (nothing listens), and it parses
+    nothing ahead (no `understanding`)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -44,7 +47,7 @@ def running_ingest(
         settings = ChannelSettings(TOKEN, base, None, {})
     else:
         settings = dataclasses.replace(settings, public_url=base)
-    with serving(Ingest(settings, rasa_url, retry_delays=(0.0,)).app(), port):
+    with serving(Ingest(settings, rasa_url, retry_delays=(0.0,), understanding=understanding).app(), port):
         yield base
 
 
@@ -368,3 +371,56 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
     # On the ingest's own database threads (on SQLite its one writer), never
     # on threads of their own that would queue on SQLite's lock.
     assert len(writers) == 4 and all(name.startswith("ingest-") for name in writers)
+
+
+def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_worker_is_gone(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parse-ahead on the real model: the message's parse reaches Rasa with
+    it, under the forward's signature; a worker that dies costs no message."""
+    import os
+    import signal
+
+    from cobrador.devstack import MODEL
+    from tests.support import unavailable
+
+    if not MODEL.exists():
+        unavailable("a trained model", f"{MODEL} is missing; `make train` builds it")
+    understanding = Understanding(MODEL)
+    reply = {"phone": "+525553000005", "body": "¡Hola!", "media": [], "sender": "bot"}
+    with (
+        fake_rasa(200, [reply]) as (rasa_url, received),
+        running_ingest(ledger_url, monkeypatch, rasa_url, understanding=understanding) as base,
+    ):
+        for _ in range(1200):
+            if understanding.model_id is not None:
+                break
+            threading.Event().wait(0.1)
+        assert understanding.model_id is not None, "the NLU worker did not load the model"
+        url = base + "/webhooks/whatsapp/webhook"
+        sids = []
+        for text in ("/te pago el viernes", "no me alcanza"):
+            fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000005", text, []))
+            assert (
+                requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
+                == 200
+            )
+            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+            sids.append(fields["MessageSid"])
+        model_id = understanding.model_id
+        (pid,) = list(understanding.pool._processes)
+        os.kill(pid, signal.SIGKILL)
+        for text in ("hola", "sí"):
+            fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000005", text, []))
+            assert (
+                requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
+                == 200
+            )
+            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+            sids.append(fields["MessageSid"])
+    assert [m["sid"] for m in received] == sids
+    ahead = [m["parse"] for m in received[:2]]
+    assert [parse["model"] for parse in ahead] == [model_id] * 2
+    assert [parse["data"]["text"] for parse in ahead] == ["te pago el viernes", "no me alcanza"]  # as Rasa reads it
+    assert all(isinstance(parse["data"]["intent"]["name"], str) for parse in ahead)
+    assert [("parse" in m) for m in received[2:]] == [False, False]

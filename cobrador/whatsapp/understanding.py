@@ -1,0 +1,164 @@
+"""Parse-ahead: the ingest understands a message while it is being stored.
+
+Rasa runs every turn on one event loop, so under load its one core is what
+limits turns per second, and about a sixth of each turn's CPU there is the NLU
+parse (the featurizers, the intent classifier and the fallback classifier of
+`config.yml`). The ingest has the other core. So it loads the same model's NLU
+on a worker process of its own and parses the message's text while the
+acknowledgement's transaction commits; the parse goes to Rasa with the
+message (under the forward's signature), and Rasa's `/process` hands it to
+Rasa as the message's `parse_data`, which Rasa's processor uses instead of
+parsing again. The dialogue, the tracker and everything after the parse are
+Rasa's own, unchanged.
+
+Rasa uses the parse only if it comes from the model Rasa has loaded (the
+model's id) and for the very text it would parse; otherwise, and whenever the
+worker is not ready, busy, or gone, Rasa parses as it always does, so the
+worker can only make a turn cheaper, never different. (It can parse ahead of
+the turn because this model's NLU reads the text alone, not the conversation:
+the test suite checks the parse equals Rasa's own, in the middle of a
+conversation.)
+
+The worker is a separate process (spawned: no state shared with the ingest's
+threads), so its CPU never holds the ingest's event loop, and the
+acknowledgements keep their milliseconds. It costs about 0.6 GB of memory and
+a few seconds to load; `COBRADOR_PARSE_AHEAD=off` leaves it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import concurrent.futures.process
+import logging
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+logger = logging.getLogger(__name__)
+
+# Parses queued at the worker beyond which a message goes without (Rasa parses
+# it): a burst never waits on the worker longer than on Rasa itself.
+MOST_WAITING = 16
+
+
+def enabled() -> bool:
+    return os.environ.get("COBRADOR_PARSE_AHEAD", "on").lower() not in ("off", "0", "false", "no")
+
+
+class Understanding:
+    """The model's NLU on one worker process; `parse` is None until it is ready."""
+
+    def __init__(self, model: Path, most_waiting: int = MOST_WAITING) -> None:
+        self.model = Path(model)
+        self.most_waiting = most_waiting
+        self.model_id: Optional[str] = None  # set once the worker has loaded the model
+        self.waiting = 0
+        self.pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
+
+    def start(self) -> None:
+        """Starts the worker and has it load the model (in the background)."""
+        if not self.model.is_file():
+            logger.warning("no model at %s: Rasa parses every message itself", self.model)
+            return
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_load,
+            initargs=(str(self.model),),
+        )
+        self.pool.submit(_model_id).add_done_callback(self._loaded)
+
+    def _loaded(self, future: concurrent.futures.Future) -> None:
+        try:
+            self.model_id = future.result()
+        except Exception:  # noqa: BLE001 - the ingest goes on without it
+            logger.exception("the NLU worker could not load %s: Rasa parses every message itself", self.model)
+            self.close()
+            return
+        logger.info("NLU worker ready (model %s)", self.model_id)
+
+    def parse_soon(self, text: str) -> Optional[asyncio.Future]:
+        """The parse of `text` as {"model": id, "data": parse data}, on the
+        worker, or None when there is no ready worker with room for it."""
+        if self.pool is None or self.model_id is None or self.waiting >= self.most_waiting:
+            return None
+        try:
+            future = asyncio.wrap_future(self.pool.submit(_parse, text))
+        except RuntimeError:  # the pool broke (its worker died) or was shut down
+            logger.error("the NLU worker is gone: Rasa parses every message itself")
+            self.close()
+            return None
+        self.waiting += 1
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: asyncio.Future) -> None:
+        self.waiting -= 1
+        if not future.cancelled() and isinstance(future.exception(), concurrent.futures.process.BrokenProcessPool):
+            logger.error("the NLU worker died: Rasa parses every message itself")
+            self.close()
+
+    def close(self) -> None:
+        pool, self.pool, self.model_id = self.pool, None, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def parsed(future: Optional[asyncio.Future], seconds: float = 2.0) -> Optional[dict[str, Any]]:
+    """The parse a `parse_soon` future gives, or None (none asked, failed, too slow)."""
+    if future is None:
+        return None
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), seconds)
+    except Exception:  # noqa: BLE001 - without a parse Rasa parses itself
+        logger.warning("no parse ahead for a message", exc_info=True)
+        return None
+
+
+def usable(parse: Any, model_id: Optional[str], text: Optional[str]) -> Optional[dict[str, Any]]:
+    """The parse data Rasa can take as the message's own: made by the model
+    Rasa has loaded, of the very text Rasa would parse, and shaped as Rasa's
+    parse data is. None otherwise (Rasa then parses the text itself)."""
+    if not isinstance(parse, dict) or model_id is None or parse.get("model") != model_id:
+        return None
+    data = parse.get("data")
+    if not isinstance(data, dict) or data.get("text") != text:
+        return None
+    intent = data.get("intent")
+    if not isinstance(intent, dict) or not isinstance(intent.get("name"), str):
+        return None
+    if not isinstance(data.get("entities"), list):
+        return None
+    return data
+
+
+# --- on the worker process ---------------------------------------------------
+
+_agent: Any = None
+_loop: Optional[asyncio.AbstractEventLoop] = None
+
+
+def _load(model: str) -> None:
+    global _agent, _loop
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)  # not Rasa's per-parse debug lines
+    _loop = asyncio.new_event_loop()
+    _agent = Agent.load(model)
+
+
+def _model_id() -> str:
+    return str(_agent.model_id)
+
+
+def _parse(text: str) -> dict[str, Any]:
+    """What Rasa's processor gets from its own NLU for a message of `text`."""
+    from rasa.core.channels.channel import UserMessage
+
+    assert _loop is not None
+    data = _loop.run_until_complete(_agent.processor.parse_message(UserMessage(text)))
+    return {"model": str(_agent.model_id), "data": data}

@@ -1,0 +1,137 @@
+"""Parse-ahead: the ingest's NLU worker (the real model on a real worker
+process) and the rule by which Rasa takes or ignores a parse it is handed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cobrador.devstack import MODEL
+from cobrador.whatsapp.understanding import Understanding, parsed, usable
+from tests.support import unavailable
+
+MODEL_ID = "0123456789abcdef"
+
+
+def parse_of(text: str, model: str = MODEL_ID, **data: Any) -> dict[str, Any]:
+    return {
+        "model": model,
+        "data": {"text": text, "intent": {"name": "greet", "confidence": 0.9}, "entities": [], **data},
+    }
+
+
+def test_a_parse_of_this_model_and_this_text_is_taken_as_it_is() -> None:
+    parse = parse_of("¡Hola! 😀", intent_ranking=[{"name": "greet", "confidence": 0.9}])
+    assert usable(parse, MODEL_ID, "¡Hola! 😀") is parse["data"]
+
+
+@pytest.mark.parametrize(
+    ("parse", "model_id", "text"),
+    [
+        (None, MODEL_ID, "hola"),
+        ("greet", MODEL_ID, "hola"),
+        (parse_of("hola", model="another-model"), MODEL_ID, "hola"),  # Rasa has another model loaded
+        (parse_of("hola"), None, "hola"),  # Rasa's model id unknown
+        (parse_of("hola"), MODEL_ID, "hola "),  # not the text Rasa would parse
+        (parse_of("/restart"), MODEL_ID, "hola"),
+        (parse_of("hola", intent=None), MODEL_ID, "hola"),
+        (parse_of("hola", intent={"name": 3}), MODEL_ID, "hola"),
+        (parse_of("hola", intent={"confidence": 1.0}), MODEL_ID, "hola"),
+        (parse_of("hola", entities={"amount": 1}), MODEL_ID, "hola"),
+        ({"model": MODEL_ID, "data": ["hola"]}, MODEL_ID, "hola"),
+        ({"model": MODEL_ID}, MODEL_ID, "hola"),
+    ],
+)
+def test_any_other_parse_is_ignored_and_rasa_parses_itself(parse: Any, model_id: Any, text: str) -> None:
+    assert usable(parse, model_id, text) is None
+
+
+@pytest.fixture(scope="module")
+def understanding() -> Understanding:
+    """The trained model's NLU on its worker process, ready."""
+    if not MODEL.exists():
+        unavailable("a trained model", f"{MODEL} is missing; `make train` builds it")
+    worker = Understanding(MODEL)
+    worker.start()
+    ready(worker)
+    yield worker
+    worker.close()
+
+
+def ready(worker: Understanding, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while worker.model_id is None and worker.pool is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker.model_id is not None, "the NLU worker did not load the model"
+
+
+def model_id_of(model: Path) -> str:
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+
+    return LocalModelStorage.metadata_from_archive(model).model_id
+
+
+def test_the_worker_parses_with_the_models_own_id(understanding: Understanding) -> None:
+    assert understanding.model_id == model_id_of(MODEL)
+
+    async def ahead(text: str) -> Any:
+        return await parsed(understanding.parse_soon(text))
+
+    for text in ("te pago el viernes", "that's not my debt", "😀🙏💸", "a" * 5000):
+        parse = asyncio.run(ahead(text))
+        assert parse["model"] == understanding.model_id
+        assert usable(parse, understanding.model_id, text) is parse["data"]
+        assert parse["data"]["intent_ranking"][0]["name"] == parse["data"]["intent"]["name"]
+
+
+def test_a_burst_beyond_what_may_wait_goes_without(understanding: Understanding) -> None:
+    async def burst() -> list[Any]:
+        futures = [understanding.parse_soon(f"te pago {n} pesos") for n in range(understanding.most_waiting + 5)]
+        assert [future is None for future in futures] == [False] * understanding.most_waiting + [True] * 5
+        assert understanding.waiting == understanding.most_waiting
+        return [await parsed(future) for future in futures]
+
+    parses = asyncio.run(burst())
+    assert all(parse is not None for parse in parses[: understanding.most_waiting])
+    assert understanding.waiting == 0
+
+
+def test_no_model_means_no_worker_and_no_parse(tmp_path: Path) -> None:
+    worker = Understanding(tmp_path / "missing.tar.gz")
+    worker.start()
+    assert worker.pool is None
+
+    async def ask() -> Any:
+        return worker.parse_soon("hola")
+
+    assert asyncio.run(ask()) is None
+
+
+def test_a_worker_that_dies_leaves_every_message_to_rasa() -> None:
+    if not MODEL.exists():
+        unavailable("a trained model", f"{MODEL} is missing; `make train` builds it")
+    worker = Understanding(MODEL)
+    worker.start()
+    try:
+        ready(worker)
+        (pid,) = list(worker.pool._processes)
+        os.kill(pid, signal.SIGKILL)
+
+        async def after_death() -> list[Any]:
+            # The first ask may still be queued to the dead worker: it fails, the pool is dropped.
+            answers = []
+            for _ in range(3):
+                answers.append(await parsed(worker.parse_soon("hola"), seconds=10))
+                await asyncio.sleep(0.2)
+            return answers
+
+        assert asyncio.run(after_death()) == [None, None, None]
+        assert worker.pool is None and worker.model_id is None
+    finally:
+        worker.close()
