@@ -135,3 +135,22 @@ def test_a_worker_that_dies_leaves_every_message_to_rasa() -> None:
         assert worker.pool is None and worker.model_id is None
     finally:
         worker.close()
+
+
+def test_a_model_the_worker_cannot_load_leaves_every_message_to_rasa(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not a model")
+    worker = Understanding(broken)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while worker.pool is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert worker.pool is None and worker.model_id is None
+
+        async def ask() -> Any:
+            return worker.parse_soon("hola")
+
+        assert asyncio.run(ask()) is None
+    finally:
+        worker.close()
