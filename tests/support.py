@@ -13,3 +13,30 @@ def unavailable(service: str, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{message}; CI=true requires it", pytrace=False)
     pytest.skip(message)
+
+
+def trained_model():
+    """The trained model (`make train`); the test skips (fails in CI) without it."""
+    from cobrador.devstack import MODEL
+
+    if not MODEL.exists():
+        unavailable("a trained model", f"{MODEL} is missing; `make train` builds it")
+    return MODEL
+
+
+def until_loaded(worker, seconds: float = 120) -> None:
+    """Waits until an `Understanding`'s worker has loaded its model."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while worker.model_id is None and worker.pool is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker.model_id is not None, "the NLU worker did not load the model"
+
+
+def kill_worker(worker) -> None:
+    """SIGKILLs an `Understanding`'s worker process, as a crash would."""
+    import signal
+
+    (pid,) = list(worker.pool._processes)
+    os.kill(pid, signal.SIGKILL)

@@ -357,6 +357,7 @@ def test_the_ingests_worker_parses_as_rasa_itself_does_in_the_middle_of_a_conver
 
     from cobrador.devstack import MODEL
     from cobrador.whatsapp.understanding import Understanding, parsed
+    from tests.support import until_loaded
 
     phone = "+525550000124"
     texts = ["hola", "ana sofia garza", "no me alcanza, ¿me das 3 meses?", "te pago 500 el viernes", "si", "😀🙏",
@@ -368,9 +369,7 @@ def test_the_ingests_worker_parses_as_rasa_itself_does_in_the_middle_of_a_conver
     worker = Understanding(MODEL)
     worker.start()
     try:
-        deadline = time.monotonic() + 120
-        while worker.model_id is None and worker.pool is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        until_loaded(worker)
         assert worker.model_id == rasa_model_id(stack)
 
         async def ahead() -> list[dict]:

@@ -378,46 +378,31 @@ def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_wor
 ) -> None:
     """Parse-ahead on the real model: the message's parse reaches Rasa with
     it, under the forward's signature; a worker that dies costs no message."""
-    import os
-    import signal
+    from tests.support import kill_worker, trained_model, until_loaded
 
-    from cobrador.devstack import MODEL
-    from tests.support import unavailable
-
-    if not MODEL.exists():
-        unavailable("a trained model", f"{MODEL} is missing; `make train` builds it")
-    understanding = Understanding(MODEL)
+    understanding = Understanding(trained_model())
     reply = {"phone": "+525553000005", "body": "¡Hola!", "media": [], "sender": "bot"}
     with (
         fake_rasa(200, [reply]) as (rasa_url, received),
         running_ingest(ledger_url, monkeypatch, rasa_url, understanding=understanding) as base,
     ):
-        for _ in range(1200):
-            if understanding.model_id is not None:
-                break
-            threading.Event().wait(0.1)
-        assert understanding.model_id is not None, "the NLU worker did not load the model"
         url = base + "/webhooks/whatsapp/webhook"
         sids = []
-        for text in ("/te pago el viernes", "no me alcanza"):
+
+        def answered(text: str) -> None:
             fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000005", text, []))
-            assert (
-                requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
-                == 200
-            )
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
             assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
             sids.append(fields["MessageSid"])
+
+        until_loaded(understanding)
+        answered("/te pago el viernes")
+        answered("no me alcanza")
         model_id = understanding.model_id
-        (pid,) = list(understanding.pool._processes)
-        os.kill(pid, signal.SIGKILL)
-        for text in ("hola", "sí"):
-            fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000005", text, []))
-            assert (
-                requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
-                == 200
-            )
-            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
-            sids.append(fields["MessageSid"])
+        kill_worker(understanding)
+        answered("hola")
+        answered("sí")
     assert [m["sid"] for m in received] == sids
     ahead = [m["parse"] for m in received[:2]]
     assert [parse["model"] for parse in ahead] == [model_id] * 2

@@ -4,8 +4,6 @@ process) and the rule by which Rasa takes or ignores a parse it is handed."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ import pytest
 
 from cobrador.devstack import MODEL
 from cobrador.whatsapp.understanding import Understanding, parsed, usable
-from tests.support import unavailable
+from tests.support import kill_worker, trained_model, until_loaded
 
 MODEL_ID = "0123456789abcdef"
 
@@ -55,20 +53,11 @@ def test_any_other_parse_is_ignored_and_rasa_parses_itself(parse: Any, model_id:
 @pytest.fixture(scope="module")
 def understanding() -> Understanding:
     """The trained model's NLU on its worker process, ready."""
-    if not MODEL.exists():
-        unavailable("a trained model", f"{MODEL} is missing; `make train` builds it")
-    worker = Understanding(MODEL)
+    worker = Understanding(trained_model())
     worker.start()
-    ready(worker)
+    until_loaded(worker)
     yield worker
     worker.close()
-
-
-def ready(worker: Understanding, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while worker.model_id is None and worker.pool is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert worker.model_id is not None, "the NLU worker did not load the model"
 
 
 def model_id_of(model: Path) -> str:
@@ -114,14 +103,11 @@ def test_no_model_means_no_worker_and_no_parse(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_dies_leaves_every_message_to_rasa() -> None:
-    if not MODEL.exists():
-        unavailable("a trained model", f"{MODEL} is missing; `make train` builds it")
-    worker = Understanding(MODEL)
+    worker = Understanding(trained_model())
     worker.start()
     try:
-        ready(worker)
-        (pid,) = list(worker.pool._processes)
-        os.kill(pid, signal.SIGKILL)
+        until_loaded(worker)
+        kill_worker(worker)
 
         async def after_death() -> list[Any]:
             # The first ask may still be queued to the dead worker: it fails, the pool is dropped.
