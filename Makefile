@@ -104,6 +104,7 @@ format: venv
 bench: setup train
 	$(PY) bench/import_portfolio.py
 	$(PY) bench/nlu.py
+	$(PY) bench/conversation.py
 	$(PY) bench/whatsapp.py
 	$(PY) bench/outreach.py
 

@@ -79,6 +79,45 @@ def test_the_worker_parses_with_the_models_own_id(understanding: Understanding) 
         assert parse["data"]["intent_ranking"][0]["name"] == parse["data"]["intent"]["name"]
 
 
+TEXTS = [
+    "hola", "te pago el viernes", "no me alcanza", "that's not my debt", "pay Friday", "quiero hablar con alguien",
+    "¡¿Quién habla?!", "😀🙏💸", "", "   ", "/greet", "a" * 5000, "1", "STOP please", "ñandú ÁÉÍÓÚ",
+]  # fmt: skip
+
+
+def test_the_workers_own_run_of_the_nlu_graph_equals_rasas_parse() -> None:
+    """The worker runs the NLU nodes itself, not through Rasa's dask runner:
+    the parse data must be Rasa's, key for key and float for float."""
+    from rasa.core.channels.channel import UserMessage
+
+    from cobrador.whatsapp import understanding as worker
+
+    worker._load(str(trained_model()))
+    try:
+        assert worker._steps is not None  # the direct run is what is compared, not the fallback
+        assert [node._node_name for node, _ in worker._steps][-1] == worker._agent.processor.model_metadata.nlu_target
+        loop = asyncio.new_event_loop()
+        for text in TEXTS:
+            rasa = loop.run_until_complete(worker._agent.processor.parse_message(UserMessage(text)))
+            assert worker._parse(text) == {"model": worker._model_id(), "data": rasa}, text
+        loop.close()
+        steps, worker._steps = worker._steps, None  # a runner it does not know: Rasa's processor
+        try:
+            assert worker._parse(TEXTS[1]) == {"model": worker._model_id(), "data": rasa_of(TEXTS[1])}
+        finally:
+            worker._steps = steps
+    finally:
+        worker._agent, worker._steps = None, None
+
+
+def rasa_of(text: str) -> dict[str, Any]:
+    from rasa.core.channels.channel import UserMessage
+
+    from cobrador.whatsapp import understanding as worker
+
+    return asyncio.run(worker._agent.processor.parse_message(UserMessage(text)))
+
+
 def test_a_burst_beyond_what_may_wait_goes_without(understanding: Understanding) -> None:
     async def burst() -> list[Any]:
         futures = [understanding.parse_soon(f"te pago {n} pesos") for n in range(understanding.most_waiting + 5)]
