@@ -277,16 +277,20 @@ async def rest_round(http, stack, phones: list[str], turns: int):
 
 
 def pin(stack) -> None:
-    """Rasa alone on the first core; the action server, the ingest, this
-    client and the PostgreSQL server's processes on the others."""
+    """Rasa alone on the first core; the action server, the ingest (and its
+    NLU worker), this client and the PostgreSQL server's processes on the others."""
     cores = sorted(os.sched_getaffinity(0))
     first, others = {cores[0]}, set(cores[1:])
     actions, rasa, ingest = stack.processes[:3]
     for pid in _threads(rasa.pid):
         os.sched_setaffinity(pid, first)
-    for process in (actions, ingest):
-        for pid in _threads(process.pid):
-            os.sched_setaffinity(pid, others)
+    try:  # the ingest's NLU worker (a process of its own) goes with the ingest
+        workers = [int(pid) for pid in Path(f"/proc/{ingest.pid}/task/{ingest.pid}/children").read_text().split()]
+    except OSError:
+        workers = []
+    for pid in [actions.pid, ingest.pid, *workers]:
+        for thread in _threads(pid):
+            os.sched_setaffinity(thread, others)
     for pid in _threads(os.getpid()):
         os.sched_setaffinity(pid, others)
     for pid in CpuMeter.postgres_pids():

@@ -29,7 +29,7 @@ def until_loaded(worker, seconds: float = 120) -> None:
     import time
 
     deadline = time.monotonic() + seconds
-    while worker.model_id is None and worker.pool is not None and time.monotonic() < deadline:
+    while worker.model_id is None and worker.process is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert worker.model_id is not None, "the NLU worker did not load the model"
 
@@ -38,5 +38,4 @@ def kill_worker(worker) -> None:
     """SIGKILLs an `Understanding`'s worker process, as a crash would."""
     import signal
 
-    (pid,) = list(worker.pool._processes)
-    os.kill(pid, signal.SIGKILL)
+    os.kill(worker.process.pid, signal.SIGKILL)

@@ -31,11 +31,13 @@ a few seconds to load; `COBRADOR_PARSE_AHEAD=off` leaves it out.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
-import concurrent.futures.process
+import json
 import logging
 import multiprocessing
 import os
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -44,69 +46,129 @@ logger = logging.getLogger(__name__)
 # Parses queued at the worker beyond which a message goes without (Rasa parses
 # it): a burst never waits on the worker longer than on Rasa itself.
 MOST_WAITING = 16
+# A longer text goes without (Rasa parses it): what waits for the worker fits
+# in the pipe's buffers, so asking never blocks the ingest's event loop.
+LONGEST_TEXT = 8192  # bytes of UTF-8
 
 
 def enabled() -> bool:
     return os.environ.get("COBRADOR_PARSE_AHEAD", "on").lower() not in ("off", "0", "false", "no")
 
 
+class WorkerGone(RuntimeError):
+    """The worker died (or was closed) with this parse asked of it."""
+
+
 class Understanding:
-    """The model's NLU on one worker process; `parse` is None until it is ready."""
+    """The model's NLU on one worker process; `parse_soon` is None until it is ready.
+
+    The ingest's event loop writes each text straight to the worker's pipe and
+    one reader thread takes the answers, in the order asked (the worker parses
+    one at a time): no executor, no pickling, no threads between them, which
+    cost the ingest and the worker as much CPU as the parse itself."""
 
     def __init__(self, model: Path, most_waiting: int = MOST_WAITING) -> None:
         self.model = Path(model)
         self.most_waiting = most_waiting
         self.model_id: Optional[str] = None  # set once the worker has loaded the model
         self.waiting = 0
-        self.pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
+        self.process: Optional[multiprocessing.process.BaseProcess] = None  # None: no worker (any more)
+        self.connection: Any = None
+        self.asked: collections.deque[concurrent.futures.Future] = collections.deque()
+        self.lock = threading.Lock()  # a text is asked and its future queued together
 
     def start(self) -> None:
         """Starts the worker and has it load the model (in the background)."""
         if not self.model.is_file():
             logger.warning("no model at %s: Rasa parses every message itself", self.model)
             return
-        self.pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_load,
-            initargs=(str(self.model),),
-        )
-        self.pool.submit(_model_id).add_done_callback(self._loaded)
+        context = multiprocessing.get_context("spawn")  # nothing shared with the ingest's threads
+        ours, theirs = context.Pipe(duplex=True)
+        self.process = context.Process(target=_serve, args=(theirs, str(self.model)), name="nlu-worker", daemon=True)
+        self.process.start()
+        theirs.close()
+        self.connection = ours
+        threading.Thread(target=self._read, args=(ours,), name="nlu-answers", daemon=True).start()
 
-    def _loaded(self, future: concurrent.futures.Future) -> None:
+    def _read(self, connection: Any) -> None:
+        """The worker's answers: first its model id (or why it could not load), then the parses."""
         try:
-            self.model_id = future.result()
-        except Exception:  # noqa: BLE001 - the ingest goes on without it
-            logger.exception("the NLU worker could not load %s: Rasa parses every message itself", self.model)
-            self.close()
-            return
-        logger.info("NLU worker ready (model %s)", self.model_id)
+            hello = json.loads(connection.recv_bytes())
+            if "model" not in hello:
+                logger.error("the NLU worker could not load %s (%s): Rasa parses every message itself",
+                             self.model, hello.get("error"))  # fmt: skip
+                return
+            self.model_id = str(hello["model"])
+            logger.info("NLU worker ready (model %s)", self.model_id)
+            while True:
+                answer = json.loads(connection.recv_bytes())
+                with self.lock:
+                    future = self.asked.popleft()
+                _settle(future, answer)
+        except (EOFError, OSError, ValueError):
+            if self.connection is connection:
+                logger.error("the NLU worker died: Rasa parses every message itself")
+        finally:
+            self._gone(connection)
 
     def parse_soon(self, text: str) -> Optional[asyncio.Future]:
         """The parse of `text` as {"model": id, "data": parse data}, on the
         worker, or None when there is no ready worker with room for it."""
-        if self.pool is None or self.model_id is None or self.waiting >= self.most_waiting:
+        connection = self.connection
+        if connection is None or self.model_id is None or self.waiting >= self.most_waiting:
             return None
+        request = text.encode("utf-8", "surrogatepass")
+        if len(request) > LONGEST_TEXT:
+            return None
+        future: concurrent.futures.Future = concurrent.futures.Future()
         try:
-            future = asyncio.wrap_future(self.pool.submit(_parse, text))
-        except RuntimeError:  # the pool broke (its worker died) or was shut down
-            logger.error("the NLU worker is gone: Rasa parses every message itself")
-            self.close()
+            with self.lock:
+                if self.connection is not connection:
+                    return None  # gone meanwhile
+                connection.send_bytes(request)
+                self.asked.append(future)
+        except (OSError, ValueError):  # the worker is gone (the reader is closing it)
             return None
         self.waiting += 1
-        future.add_done_callback(self._done)
-        return future
+        waiting = asyncio.wrap_future(future)
+        waiting.add_done_callback(self._done)
+        return waiting
 
     def _done(self, future: asyncio.Future) -> None:
         self.waiting -= 1
-        if not future.cancelled() and isinstance(future.exception(), concurrent.futures.process.BrokenProcessPool):
-            logger.error("the NLU worker died: Rasa parses every message itself")
-            self.close()
+
+    def _gone(self, connection: Any) -> None:
+        """No worker any more: what it was asked fails (Rasa parses those itself)."""
+        with self.lock:
+            if self.connection is connection:
+                self.connection, self.model_id = None, None
+            asked, self.asked = list(self.asked), collections.deque()
+        for future in asked:
+            _settle(future, WorkerGone("the NLU worker is gone"))
+        process, self.process = self.process, None
+        if process is not None and process.is_alive():
+            process.kill()
 
     def close(self) -> None:
-        pool, self.pool, self.model_id = self.pool, None, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        with self.lock:
+            connection, self.connection, self.model_id = self.connection, None, None
+        process, self.process = self.process, None
+        if process is not None and process.is_alive():
+            process.kill()  # its end of the pipe closes: the reader stops
+        if connection is not None:
+            connection.close()
+
+
+def _settle(future: concurrent.futures.Future, answer: Any) -> None:
+    try:
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        elif "error" in answer:
+            future.set_exception(RuntimeError(f"the NLU worker could not parse it: {answer['error']}"))
+        else:
+            future.set_result(answer)
+    except concurrent.futures.InvalidStateError:  # cancelled meanwhile (the message was a replay)
+        pass
 
 
 async def parsed(future: Optional[asyncio.Future], seconds: float = 2.0) -> Optional[dict[str, Any]]:
@@ -175,6 +237,27 @@ def _nlu_steps(processor: Any) -> Optional[list[tuple[Any, tuple[str, ...]]]]:
 
     visit(processor.model_metadata.nlu_target)
     return [(nodes[name], tuple(schema[name].needs.values())) for name in order]
+
+
+def _serve(connection: Any, model: str) -> None:
+    """The worker: loads the model, says which (or why not), then answers each
+    text with its parse, as JSON, until the ingest closes the pipe."""
+    try:
+        _load(model)
+    except Exception as error:  # noqa: BLE001 - told to the ingest, which goes on without
+        connection.send_bytes(json.dumps({"error": repr(error)}).encode())
+        return
+    connection.send_bytes(json.dumps({"model": _model_id()}).encode())
+    while True:
+        try:
+            text = connection.recv_bytes().decode("utf-8", "surrogatepass")
+        except (EOFError, OSError):
+            return
+        try:
+            answer = json.dumps(_parse(text), ensure_ascii=False)
+        except Exception as error:  # noqa: BLE001 - this message goes without; the next is parsed
+            answer = json.dumps({"error": repr(error)})
+        connection.send_bytes(answer.encode("utf-8", "surrogatepass"))
 
 
 def _model_id() -> str:

@@ -133,7 +133,7 @@ def test_a_burst_beyond_what_may_wait_goes_without(understanding: Understanding)
 def test_no_model_means_no_worker_and_no_parse(tmp_path: Path) -> None:
     worker = Understanding(tmp_path / "missing.tar.gz")
     worker.start()
-    assert worker.pool is None
+    assert worker.process is None
 
     async def ask() -> Any:
         return worker.parse_soon("hola")
@@ -149,7 +149,7 @@ def test_a_worker_that_dies_leaves_every_message_to_rasa() -> None:
         kill_worker(worker)
 
         async def after_death() -> list[Any]:
-            # The first ask may still be queued to the dead worker: it fails, the pool is dropped.
+            # The first ask may still be on its way to the dead worker: it fails, the worker is dropped.
             answers = []
             for _ in range(3):
                 answers.append(await parsed(worker.parse_soon("hola"), seconds=10))
@@ -157,7 +157,7 @@ def test_a_worker_that_dies_leaves_every_message_to_rasa() -> None:
             return answers
 
         assert asyncio.run(after_death()) == [None, None, None]
-        assert worker.pool is None and worker.model_id is None
+        assert worker.process is None and worker.model_id is None
     finally:
         worker.close()
 
@@ -169,9 +169,9 @@ def test_a_model_the_worker_cannot_load_leaves_every_message_to_rasa(tmp_path: P
     worker.start()
     try:
         deadline = time.monotonic() + 120
-        while worker.pool is not None and time.monotonic() < deadline:
+        while worker.process is not None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert worker.pool is None and worker.model_id is None
+        assert worker.process is None and worker.model_id is None
 
         async def ask() -> Any:
             return worker.parse_soon("hola")
