@@ -340,8 +340,30 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: in
                 f"REST turn {ms(rest)}; {statistics.mean(rest_rates):.1f} turns/s ({rates(rest_rates)})",
                 flush=True,
             )
+            # Each round's two channels ran back to back: their ratio is the
+            # figure the machine's drift (rounds of one channel vary by a third
+            # here) disturbs least.
+            paired = [w / r for w, r in zip(webhook_rates, rest_rates, strict=True)]
+            print(
+                f"   webhook/REST by round: {', '.join(f'{p:.0%}' for p in paired)}; "
+                f"median {statistics.median(paired):.0%}",
+                flush=True,
+            )
             print(f"   webhook: {cpu_line(cpu['webhook'])} | REST: {cpu_line(cpu['rest'])}", flush=True)
     watcher.cancel()
+
+
+def ready_to_parse(stack, seconds: float = 300) -> str:
+    """Waits while the ingest's NLU worker loads the model (it would parse
+    nothing ahead meanwhile); its state then: "ready" or "off"."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        state = requests.get(stack.ingest_url + "/webhooks/whatsapp/", timeout=10).json().get("parse_ahead", "off")
+        if state != "loading" or time.monotonic() > deadline:
+            return state
+        time.sleep(0.5)
 
 
 def main() -> int:
@@ -375,9 +397,10 @@ def main() -> int:
             database_url = scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench")
         with local_stack(Path(folder), database_url, token=TOKEN) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
+            parse_ahead = ready_to_parse(stack)
             if args.pin:
                 pin(stack)
-            print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
+            print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}; parse-ahead: {parse_ahead}", flush=True)
             # uvloop (installed with Sanic) for the client too: its own cost
             # on the shared cores is smaller, for both channels alike.
             import uvloop

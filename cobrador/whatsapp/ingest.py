@@ -249,7 +249,16 @@ class Ingest:
             self.understanding.close()
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "mode": "local" if self.settings.local else "twilio"})
+        # parse_ahead: "ready", "loading" (the worker is loading the model) or
+        # "off" (not asked for, or the worker is gone: Rasa parses every message).
+        worker = self.understanding
+        if worker is None or worker.process is None:
+            parse_ahead = "off"
+        else:
+            parse_ahead = "ready" if worker.model_id is not None else "loading"
+        return web.json_response(
+            {"status": "ok", "mode": "local" if self.settings.local else "twilio", "parse_ahead": parse_ahead}
+        )
 
     async def webhook(self, request: web.Request) -> web.Response:
         raw = await request.read()

@@ -100,6 +100,15 @@ def inbound_rows(database_url: str) -> dict[str, tuple[str, str]]:
     return {sid: (body, phone) for sid, body, phone in rows}
 
 
+def test_the_health_check_says_the_mode_and_that_nothing_is_parsed_ahead_without_a_worker(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_ingest(ledger_url, monkeypatch) as base:
+        answer = requests.get(base + "/webhooks/whatsapp/", timeout=10)
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "mode": "local", "parse_ahead": "off"}
+
+
 def test_a_burst_with_replays_in_it_stores_each_message_once(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """40 debtors at the same instant, 10 of them with their message posted
     twice (Twilio's retry racing the first): one transaction or several, every
@@ -396,13 +405,19 @@ def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_wor
             assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
             sids.append(fields["MessageSid"])
 
+        def parse_ahead() -> str:
+            return requests.get(base + "/webhooks/whatsapp/", timeout=10).json()["parse_ahead"]
+
+        assert parse_ahead() in ("loading", "ready")
         until_loaded(understanding)
+        assert parse_ahead() == "ready"
         answered("/te pago el viernes")
         answered("no me alcanza")
         model_id = understanding.model_id
         kill_worker(understanding)
         answered("hola")
         answered("sí")
+        assert parse_ahead() == "off"  # the health check tells the operator
     assert [m["sid"] for m in received] == sids
     ahead = [m["parse"] for m in received[:2]]
     assert [parse["model"] for parse in ahead] == [model_id] * 2
