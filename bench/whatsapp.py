@@ -353,6 +353,34 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: in
     watcher.cancel()
 
 
+class FakeTwilio:
+    """Twilio's Messages API at the HTTP boundary (production sends there):
+    accepts every send at once, on a thread of its own, so its cost is not
+    on the client's event loop. Counts what it was sent."""
+
+    def __init__(self) -> None:
+        from aiohttp import web
+
+        self.sent = 0
+        self.loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._send)
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    async def _send(self, request):  # noqa: ANN001, ANN202
+        from aiohttp import web
+
+        form = await request.post()
+        assert form.get("To", "").startswith("whatsapp:+") and form.get("StatusCallback"), dict(form)
+        self.sent += 1
+        return web.json_response({"sid": f"SM{self.sent:032x}", "status": "queued"}, status=201)
+
+
 def ready_to_parse(stack, seconds: float = 300) -> str:
     """Waits while the ingest's NLU worker loads the model (it would parse
     nothing ahead meanwhile); its state then: "ready" or "off"."""
@@ -381,6 +409,12 @@ def main() -> int:
         help="Rasa alone on the first core, everything else (action server, ingest, client, PostgreSQL) on the others",
     )
     parser.add_argument(
+        "--twilio",
+        action="store_true",
+        help="Twilio mode: replies are sent to a fake Twilio API in this process (as in production) "
+        "instead of the local outbox",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="run the ledger on this PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432); "
@@ -395,12 +429,23 @@ def main() -> int:
         database_url = f"sqlite:///{ledger_path}"
         if args.postgres:
             database_url = scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench")
-        with local_stack(Path(folder), database_url, token=TOKEN) as stack:
+        twilio = None
+        if args.twilio:
+            fake = FakeTwilio()
+            twilio = {
+                "TWILIO_ACCOUNT_SID": "ACbench", "TWILIO_AUTH_TOKEN": TOKEN,
+                "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886", "TWILIO_API_BASE": fake.url,
+            }  # fmt: skip
+        with local_stack(Path(folder), database_url, token=TOKEN, twilio=twilio) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
             parse_ahead = ready_to_parse(stack)
             if args.pin:
                 pin(stack)
-            print(f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}; parse-ahead: {parse_ahead}", flush=True)
+            print(
+                f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}; parse-ahead: {parse_ahead}; "
+                f"replies: {'sent to a fake Twilio API' if args.twilio else 'local outbox'}",
+                flush=True,
+            )
             # uvloop (installed with Sanic) for the client too: its own cost
             # on the shared cores is smaller, for both channels alike.
             import uvloop

@@ -100,6 +100,7 @@ def local_stack(
     demo_today: Optional[str] = None,
     extra_env: Optional[dict[str, str]] = None,
     model: Path = MODEL,
+    twilio: Optional[dict[str, str]] = None,
 ) -> Iterator[LocalStack]:
     """Starts the bot, yields it once Rasa's channels answer, stops it at the end.
 
@@ -110,6 +111,8 @@ def local_stack(
         demo_today: the date the demo is written around (default: today).
         extra_env: more variables for both servers (e.g. a pinned clock).
         model: the trained model.
+        twilio: TWILIO_* variables (with TWILIO_API_BASE, a fake Twilio) to
+            run in Twilio mode instead of local mode.
     """
     actions_port, rasa_port, ingest_port = free_port(), free_port(), free_port()
     env = {
@@ -124,6 +127,7 @@ def local_stack(
     }
     for variable in TWILIO_VARIABLES:  # local mode, whatever the caller's shell has
         env.pop(variable, None)
+    env.update(twilio or {})
     demo = ["--today", demo_today] if demo_today else []
     subprocess.run([sys.executable, "-m", "cobrador", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run(

@@ -152,25 +152,29 @@ class WhatsAppOutput(OutputChannel):
         message_id = await self.database(_store_outbound, phone, body, media, sender)
         if self.sender is None:
             return message_id  # local mode: the outbox (the simulator shows it)
+        await self.database(_mark, *await self.send_logged(message_id, phone, body, media_urls))
+        return message_id
+
+    async def send_logged(self, message_id: int, phone: str, body: str, media_urls: Sequence[str] = ()) -> Outcome:
+        """Sends a message already logged as `message_id` through Twilio and
+        returns what happened to it, for the caller to record (`_mark`): its
+        status and SID, or failed with the error. Never raises. Outside the
+        24-hour window (63016) the approved re-engagement template goes
+        instead, logged and sent on its own."""
+        assert self.sender is not None
         try:
             result = await self.sender.send(phone, body or None, media_urls=list(media_urls))
-            await self.database(_mark, message_id, result.get("status") or "queued", result.get("sid"), None, None)
+            return (message_id, result.get("status") or "queued", result.get("sid"), None, None)
         except SendError as error:
             template = self.settings.reengage_templates.get(self.language)
             if error.code == OUTSIDE_WINDOW and template:
-                await self._send_template(phone, message_id, template)
-            else:
-                logger.error("send to %s failed: %s (code %s)", phone, error, error.code)
-                await self.database(_mark, message_id, "failed", None, str(error.code or error.status or ""), None)
+                await self.deliver_template(phone, template)
+                return (message_id, "failed", None, str(OUTSIDE_WINDOW), None)
+            logger.error("send to %s failed: %s (code %s)", phone, error, error.code)
+            return (message_id, "failed", None, str(error.code or error.status or ""), None)
         except Exception:  # noqa: BLE001 - the turn must survive any send failure
             logger.exception("send to %s failed", phone)
-            await self.database(_mark, message_id, "failed", None, "exception", None)
-        return message_id
-
-    async def _send_template(self, phone: str, message_id: int, template: str) -> None:
-        """Outside the 24-hour window: the free-form message failed; the approved re-engagement template instead."""
-        await self.database(_mark, message_id, "failed", None, str(OUTSIDE_WINDOW), None)
-        await self.deliver_template(phone, template)
+            return (message_id, "failed", None, "exception", None)
 
     async def deliver_template(self, phone: str, template: str, sender: str = "bot") -> int:
         """Logs and sends an approved template (ContentSid); in local mode it stays in the outbox."""
@@ -188,6 +192,33 @@ class WhatsAppOutput(OutputChannel):
 def _store_outbound(phone: str, body: str, media: list, sender: str, template_sid: Optional[str] = None) -> int:
     with session_scope() as session:
         return messages.record_outbound(session, phone, body, sender=sender, media=media, template_sid=template_sid)
+
+
+# What happened to a send: (message id, status, Twilio's SID, error code, template SID).
+Outcome = tuple[int, str, Optional[str], Optional[str], Optional[str]]
+
+
+def log_outbound_batch(turns: Sequence[list[tuple[str, str, list, str]]]) -> list[list[int]]:
+    """The replies of turns that ended together, logged (queued, before they
+    are sent) in one transaction; each turn's message ids, in order."""
+    with session_scope() as session:
+        return [
+            [messages.record_outbound(session, to, body, sender=who, media=media) for to, body, media, who in replies]
+            for replies in turns
+        ]
+
+
+def finish_sent_turns(sids: Sequence[str], outcomes: Sequence[list[Outcome]]) -> list[None]:
+    """What happened to the sends of turns that ended together, and their
+    "processed" marks, in one transaction."""
+    with session_scope() as session:
+        for sid, marks in zip(sids, outcomes, strict=True):
+            for message_id, status, provider_sid, error, template in marks:
+                messages.mark_outbound(
+                    session, message_id, status, provider_sid=provider_sid, error_code=error, template_sid=template
+                )
+            messages.set_inbound_status(session, sid, "processed")
+    return [None] * len(sids)
 
 
 def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str], template: Optional[str]) -> None:

@@ -15,7 +15,9 @@ the paths Twilio calls:
   (signed with a key derived from the channel secret), one at a time per
   sender and in order; Rasa runs the turn and answers with the replies, which
   the ingest records (local outbox; turns that end together in one
-  transaction) or sends through Twilio. So the Rasa
+  transaction) or sends through Twilio (logged before they are sent, their
+  outcomes recorded with the "processed" mark after: two group commits a
+  turn, whatever its number of replies). So the Rasa
   process spends its time on turns, like the REST channel, while the writes
   and sends happen here, on the other core. While Rasa is down the hand-over
   is retried with backoff and then given back; a stored message is never
@@ -55,9 +57,11 @@ from cobrador.whatsapp.channel import (
     Inbound,
     WhatsAppOutput,
     claim_for_turn,
+    finish_sent_turns,
     finish_turns,
     forward_key,
     forward_signature,
+    log_outbound_batch,
     media_document,
     opt_out,
     public_url,
@@ -215,6 +219,8 @@ class Ingest:
         # (The store is looked up at each call: a test replaces it to inject failures.)
         self.acks = GroupWriter(self.pool, ACK, lambda inbounds, claims: store_inbound_batch(inbounds, claims))
         self.finishes = GroupWriter(self.pool, TURN, finish_turns)
+        self.logs = GroupWriter(self.pool, TURN, log_outbound_batch)  # Twilio mode: replies before they are sent
+        self.sends = GroupWriter(self.pool, TURN, finish_sent_turns)  # and what happened to them
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
@@ -359,10 +365,15 @@ class Ingest:
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
             await self.finishes.submit(inbound.sid, replies)
             return
+        # Twilio: the replies are logged (one group commit), sent in order,
+        # then what happened to each and the "processed" mark (one more).
         output = WhatsAppOutput(self.settings, self.sender, language, database=functools.partial(self.pool.run, TURN))
-        for phone, body, media, sender in replies:
-            await output.deliver(phone, body, [m["url"] for m in media], sender=sender)
-        await self.finishes.submit(inbound.sid, [])
+        ids = await self.logs.submit(replies) if replies else []
+        outcomes = [
+            await output.send_logged(message_id, phone, body, [m["url"] for m in media])
+            for message_id, (phone, body, media, _) in zip(ids, replies, strict=True)
+        ]
+        await self.sends.submit(inbound.sid, outcomes)
 
     async def _run_turn(
         self, inbound: Inbound, language: str, parse: Optional[dict] = None

@@ -309,13 +309,17 @@ def test_the_rasa_channel_refuses_a_second_way_in_only_for_a_while(monkeypatch: 
 
 
 @contextmanager
-def fake_twilio() -> Iterator[tuple[str, list[dict]]]:
+def fake_twilio(refuse: tuple[int, ...] = ()) -> Iterator[tuple[str, list[dict]]]:
     """Twilio's Messages API as far as the ingest uses it (its servers cannot
-    run here): records each request's form and answers 201 with a new SID."""
+    run here): records each request's form and answers 201 with a new SID,
+    or, for the requests numbered in `refuse` (from 1), 400 with error 21211
+    (an invalid 'To' number: permanent, not retried)."""
     received: list[dict] = []
 
     async def messages(request: web.Request) -> web.Response:
         received.append({"path": request.path, "form": dict(await request.post())})
+        if len(received) in refuse:
+            return web.json_response({"code": 21211, "message": "Invalid 'To' Phone Number"}, status=400)
         return web.json_response({"sid": f"SM{len(received):032d}", "status": "queued"}, status=201)
 
     app = web.Application()
@@ -334,15 +338,17 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
     from cobrador.whatsapp import channel as channel_module
     from cobrador.whatsapp.twilio_api import TwilioConfig
 
-    writers: list[str] = []  # the threads the message log is written from
-    for name in ("_store_outbound", "_mark"):
+    writers: list[tuple[str, str]] = []  # what wrote the message log, and from which thread
+    for name in ("log_outbound_batch", "finish_sent_turns", "_store_outbound", "_mark"):
         real = getattr(channel_module, name)
 
-        def on_thread(*args, _real=real):  # noqa: ANN002, ANN202
-            writers.append(threading.current_thread().name)
+        def on_thread(*args, _real=real, _name=name):  # noqa: ANN002, ANN202
+            writers.append((_name, threading.current_thread().name))
             return _real(*args)
 
         monkeypatch.setattr(channel_module, name, on_thread)
+        if hasattr(ingest_module, name):
+            monkeypatch.setattr(ingest_module, name, on_thread)
     phone = "+525553000004"
     replies = [
         {"phone": phone, "body": "¡Hola! Soy el asistente virtual.", "media": [], "sender": "bot"},
@@ -377,9 +383,45 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
         (replies[0]["body"], "queued", f"SM{1:032d}"),
         (replies[1]["body"], "queued", f"SM{2:032d}"),
     ]
-    # On the ingest's own database threads (on SQLite its one writer), never
-    # on threads of their own that would queue on SQLite's lock.
-    assert len(writers) == 4 and all(name.startswith("ingest-") for name in writers)
+    # Two writes for the turn, whatever its number of replies (logged before
+    # the sends; their outcomes with the "processed" mark after), on the
+    # ingest's own database threads (on SQLite its one writer), never on
+    # threads of their own that would queue on SQLite's lock.
+    assert [name for name, _ in writers] == ["log_outbound_batch", "finish_sent_turns"]
+    assert all(thread.startswith("ingest-") for _, thread in writers)
+    with session_scope(ledger_url) as session:
+        status = session.execute(select(Message.status).where(Message.provider_sid == fields["MessageSid"])).scalar()
+    assert status == "processed"
+
+
+def test_with_twilio_a_refused_send_is_logged_failed_and_the_turn_and_its_other_replies_go_on(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cobrador.whatsapp.twilio_api import TwilioConfig
+
+    phone = "+525553000006"
+    replies = [{"phone": phone, "body": f"respuesta {n}", "media": [], "sender": "bot"} for n in (1, 2, 3)]
+    with fake_twilio(refuse=(2,)) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
+        twilio = TwilioConfig("AC" + "1" * 32, "account-auth-token", "whatsapp:+14155238886", api_base=twilio_url)
+        settings = ChannelSettings("account-auth-token", "", twilio, {})
+        with running_ingest(ledger_url, monkeypatch, rasa_url, settings) as base:
+            url = base + "/webhooks/whatsapp/webhook"
+            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
+            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+    assert [request["form"]["Body"] for request in sent] == ["respuesta 1", "respuesta 2", "respuesta 3"]
+    with session_scope(ledger_url) as session:
+        logged = session.execute(
+            select(Message.body, Message.status, Message.provider_sid, Message.error_code)
+            .where(Message.direction == "outbound", Message.phone == phone)
+            .order_by(Message.id)
+        ).all()
+    assert [tuple(row) for row in logged] == [
+        ("respuesta 1", "queued", f"SM{1:032d}", None),
+        ("respuesta 2", "failed", None, "21211"),
+        ("respuesta 3", "queued", f"SM{3:032d}", None),
+    ]
 
 
 def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_worker_is_gone(

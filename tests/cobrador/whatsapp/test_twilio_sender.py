@@ -69,7 +69,9 @@ def config(fake: FakeTwilio) -> TwilioConfig:
 
 def outbound(url: str) -> list[Message]:
     with session_scope(url) as session:
-        rows = list(session.execute(select(Message).where(Message.direction == "outbound")).scalars())
+        rows = list(
+            session.execute(select(Message).where(Message.direction == "outbound").order_by(Message.id)).scalars()
+        )
         session.expunge_all()
         return rows
 
