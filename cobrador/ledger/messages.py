@@ -17,9 +17,12 @@ from typing import Any, Iterable, Optional, Sequence
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from cobrador.ledger.models import Message, utcnow
+from cobrador.ledger.models import PENDING_INBOUND_SQL, Message, utcnow
 
 INBOUND_PENDING = ("received", "processing")
+# The condition of the index of pending messages, as it is written there: a
+# query that states it literally is answered from that index, not the whole log.
+PENDING_INBOUND = text(PENDING_INBOUND_SQL)
 # Twilio's statuses in the order they happen; a late callback never moves a
 # message backwards (a "sent" arriving after "delivered" is ignored).
 _ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
@@ -150,7 +153,7 @@ def stale_inbound(session: Session, status: str, older_than: dt.datetime, limit:
     `processing` ones whose turn never finished (an ingest that died holding them)."""
     rows = session.execute(
         select(Message)
-        .where(Message.direction == "inbound", Message.status == status, Message.updated_at < older_than)
+        .where(PENDING_INBOUND, Message.status == status, Message.updated_at < older_than)
         .order_by(Message.created_at, Message.id)
         .limit(limit)
     ).scalars()
@@ -159,11 +162,7 @@ def stale_inbound(session: Session, status: str, older_than: dt.datetime, limit:
 
 def pending_inbound(session: Session) -> list[LoggedMessage]:
     """Inbound messages stored but not processed (a crash or a restart), oldest first."""
-    rows = session.execute(
-        select(Message)
-        .where(Message.direction == "inbound", Message.status.in_(INBOUND_PENDING))
-        .order_by(Message.created_at, Message.id)
-    ).scalars()
+    rows = session.execute(select(Message).where(PENDING_INBOUND).order_by(Message.created_at, Message.id)).scalars()
     return [_view(r) for r in rows]
 
 

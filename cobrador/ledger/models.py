@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -414,6 +415,8 @@ MESSAGE_STATUSES = (
     "failed",
     "undelivered",
 )
+# An inbound message not answered yet (stored, or claimed for a turn).
+PENDING_INBOUND_SQL = "direction = 'inbound' AND status IN ('received', 'processing')"
 
 
 class Message(Base):
@@ -444,7 +447,20 @@ class Message(Base):
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_messages_phone_created", "phone", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_phone_created", "phone", "created_at"),
+        # Only the inbound messages not yet answered (a handful, whatever the
+        # log's size): the channel's sweep and start-up recovery find them
+        # without reading the whole log. A query uses it when it states this
+        # very condition, literally (`messages.PENDING_INBOUND`).
+        Index(
+            "ix_messages_pending",
+            "status",
+            "updated_at",
+            sqlite_where=text(PENDING_INBOUND_SQL),
+            postgresql_where=text(PENDING_INBOUND_SQL),
+        ),
+    )
 
 
 class OptOut(Base):
