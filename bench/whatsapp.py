@@ -111,11 +111,15 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 class Ledger:
-    """Read-only polling of the message log (plain sqlite3: never takes the write lock)."""
+    """Read-only queries of the message log (plain sqlite3: never takes the write lock)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.local = threading.local()
+
+    def watch(self, loop: asyncio.AbstractEventLoop, changed) -> None:  # noqa: ANN001
+        """`changed()` on every commit (each writes the write-ahead log)."""
+        watch_file(loop, Path(f"{self.path}-wal"), changed)
 
     def processed(self, sids: list[str]) -> dict[str, float]:
         """Seconds from storing to finishing, for those of `sids` whose turn is over."""
@@ -150,6 +154,33 @@ class PostgresLedger:
         self.dsn = url
         self.local = threading.local()
 
+    def watch(self, loop: asyncio.AbstractEventLoop, changed) -> None:  # noqa: ANN001
+        """`changed()` whenever a message is marked processed: a trigger in
+        the bench's scratch database notifies, this connection listens."""
+        import psycopg2
+
+        listener = psycopg2.connect(self.dsn)
+        listener.autocommit = True
+        with listener.cursor() as cursor:
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION bench_turn_done() RETURNS trigger AS $$ "
+                "BEGIN PERFORM pg_notify('bench_turns', ''); RETURN NULL; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute("DROP TRIGGER IF EXISTS bench_turn_done ON messages")
+            cursor.execute(
+                "CREATE TRIGGER bench_turn_done AFTER UPDATE OF status ON messages FOR EACH ROW "
+                "WHEN (NEW.status = 'processed' AND NEW.direction = 'inbound') EXECUTE FUNCTION bench_turn_done()"
+            )
+            cursor.execute("LISTEN bench_turns")
+
+        def drain() -> None:
+            listener.poll()
+            listener.notifies.clear()
+            changed()
+
+        self.listener = listener
+        loop.add_reader(listener.fileno(), drain)
+
     def _cursor(self):  # noqa: ANN202
         if not hasattr(self.local, "db"):
             import psycopg2
@@ -179,21 +210,22 @@ class PostgresLedger:
 
 
 class Poller:
-    """One task that watches every outstanding turn with one query per tick.
+    """One task that watches every outstanding turn with one query per change.
 
-    The client learns of a finished turn only at its next look, and that delay
-    is no part of the channel (a debtor's phone is told by Twilio), so the
-    tick follows the turns: a twentieth of their recent latency (by the
-    server's clock), between 2 and 25 ms, which delays the next message by
-    about 2.5% of a turn on average, at a cost to the shared cores of a few
-    hundred light queries a second at most."""
+    The client must learn that a turn ended before the debtor's next message
+    goes, and in production nobody waits to learn it (Twilio is sent the
+    replies at once). So the client is told by the database itself: inotify
+    on SQLite's write-ahead log (every commit writes it), or LISTEN on
+    PostgreSQL (a trigger in the bench's scratch database notifies each
+    processed message). On each change it runs one query for all the turns
+    it waits for; changes that come while a query runs are answered by the
+    next one. (It also looks every `longest_tick`, should a change be missed.)"""
 
-    def __init__(self, ledger, shortest_tick: float = 0.002, longest_tick: float = 0.025) -> None:
+    def __init__(self, ledger, longest_tick: float = 0.05) -> None:
         self.ledger = ledger
-        self.shortest_tick = shortest_tick
         self.longest_tick = longest_tick
-        self.turn = 0.1  # recent turn latency (seconds), a moving average
         self.waiting: dict[str, asyncio.Future] = {}
+        self.changed = asyncio.Event()
 
     def wait(self, sid: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
@@ -201,16 +233,43 @@ class Poller:
         return future
 
     async def run(self) -> None:
+        self.ledger.watch(asyncio.get_running_loop(), self.changed.set)
         while True:
-            await asyncio.sleep(min(self.longest_tick, max(self.shortest_tick, self.turn / 20)))
+            try:
+                await asyncio.wait_for(self.changed.wait(), self.longest_tick)
+            except asyncio.TimeoutError:
+                pass
+            self.changed.clear()
             if not self.waiting:
                 continue
             done = await asyncio.to_thread(self.ledger.processed, list(self.waiting))
             for sid, took in done.items():
-                self.turn += (took - self.turn) * 0.1
                 future = self.waiting.pop(sid, None)
                 if future is not None and not future.done():
                     future.set_result(took)
+
+
+IN_MODIFY = 0x2
+
+
+def watch_file(loop: asyncio.AbstractEventLoop, path: Path, changed) -> None:  # noqa: ANN001
+    """Calls `changed()` on the loop whenever `path` is written (inotify)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0 or libc.inotify_add_watch(fd, str(path).encode(), IN_MODIFY) < 0:
+        raise OSError(ctypes.get_errno(), f"inotify on {path}")
+
+    def drain() -> None:
+        try:
+            while os.read(fd, 65536):
+                pass
+        except BlockingIOError:
+            pass
+        changed()
+
+    loop.add_reader(fd, drain)
 
 
 def signed_turns(url: str, phone: str, turns: int) -> list[tuple[dict, str]]:
