@@ -35,8 +35,8 @@ DEFAULT_CHANNEL = "whatsapp"
 
 # The statements every turn runs, built once: SQLAlchemy then compiles each
 # once and finds it in its cache by a key computed once, instead of building
-# the expression and its cache key again on every call (that was most of the
-# action server's CPU per lookup). Values are bound at execution.
+# the expression and its cache key again on every call (bench/conversation.py:
+# a demo debtor's turn 3.7 -> 1.4 ms of CPU on SQLite). Values are bound at execution.
 _DEBTOR_BY_PHONE = select(Debtor).where(Debtor.phone == bindparam("phone"))
 _LAST4S = select(Account.last4).where(Account.debtor_id == bindparam("debtor_id")).order_by(Account.id)
 _OPTED_OUT = select(
