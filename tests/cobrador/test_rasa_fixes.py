@@ -104,3 +104,79 @@ def test_a_tracker_round_trips_through_the_store_format() -> None:
     state = tracker.current_state(EventVerbosity.ALL)
     again = DialogueStateTracker.from_dict("+5215512345678", state["events"], domain.slots)
     assert list(again.events) == list(tracker.events)
+
+
+def test_the_shortcut_is_on_for_the_schema_it_was_written_against() -> None:
+    """The plain kinds' alternatives are what `plainly_valid` checks, by hand."""
+    schema = RemoteAction.action_response_format_spec()
+    assert rasa_fixes._digest(schema) == rasa_fixes.SCHEMA_DIGEST
+    alternatives = schema["properties"]["events"]["items"]["oneOf"]
+    by_kind = {alternative["properties"]["event"]["const"]: alternative for alternative in alternatives}
+    assert len(by_kind) == len(alternatives) == 23  # one alternative per kind: at most one matches
+    for kind in rasa_fixes._NAME_ONLY:
+        assert by_kind[kind] == {"properties": {"event": {"const": kind}}}
+    assert by_kind["slot"]["required"] == ["name", "value"]
+    assert by_kind["slot"]["properties"] == {"event": {"const": "slot"}, "name": {"type": "string"}, "value": {}}
+    assert set(by_kind["action"]) == {"properties"}
+
+
+ANSWER_OF_A_TURN = {
+    "events": [
+        {"event": "slot", "timestamp": None, "name": "dialogue", "value": {"verified": False, "data": {}}},
+        {"event": "slot", "timestamp": None, "name": "language", "value": "es"},
+        {"event": "slot", "timestamp": None, "name": "company_name", "value": None},
+    ],
+    "responses": [{"text": "¡Hola! Soy el asistente virtual.", "buttons": [], "elements": [], "custom": {}}],
+}
+
+
+def test_an_answer_of_a_turn_takes_the_shortcut_and_a_user_event_does_not() -> None:
+    assert rasa_fixes.plainly_valid(ANSWER_OF_A_TURN)
+    assert rasa_fixes.plainly_valid({}) and rasa_fixes.plainly_valid(VALID[2])
+    user = {"event": "user", "text": "hola", "parse_data": {"intent": {"name": "greet", "confidence": 1.0}}}
+    assert not rasa_fixes.plainly_valid({"events": [user]})  # valid, but the schema decides
+    jsonschema.validate({"events": [user]}, RemoteAction.action_response_format_spec())
+    for answer in INVALID:
+        assert not rasa_fixes.plainly_valid(answer)
+
+
+def random_answer(rng) -> object:  # noqa: ANN001
+    """An answer built from the pieces an action server sends, each often of a wrong type."""
+    values = [None, True, False, 0, 1.5, -3, "x", "", [], {}, [1], {"a": 1}]
+    kinds = [*sorted(rasa_fixes._NAME_ONLY), "slot", "action", "user", "entities", "nope", 7, None]
+    fields = ["timestamp", "metadata", "name", "value", "policy", "confidence", "action_text", "hide_rule_turn"]
+
+    def event() -> object:
+        if rng.random() < 0.05:
+            return rng.choice(values)
+        built: dict = {}
+        if rng.random() < 0.95:
+            built["event"] = rng.choice(kinds)
+        for field in fields:
+            if rng.random() < 0.5:
+                built[field] = rng.choice(values + ["action_listen", 0.97, 1796099485.2])
+        return built
+
+    answer: dict = {}
+    if rng.random() < 0.9:
+        answer["events"] = [event() for _ in range(rng.randrange(4))] if rng.random() < 0.95 else rng.choice(values)
+    if rng.random() < 0.7:
+        answer["responses"] = [rng.choice([{"text": "hola"}, {}, "x", None]) for _ in range(rng.randrange(3))]
+    return answer if rng.random() < 0.97 else rng.choice(values)
+
+
+def test_the_shortcut_never_passes_what_the_schema_refuses() -> None:
+    import random
+
+    rng = random.Random(20261201)
+    schema = RemoteAction.action_response_format_spec()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    shortcut = refused = 0
+    for _ in range(20_000):
+        answer = random_answer(rng)
+        if rasa_fixes.plainly_valid(answer):
+            shortcut += 1
+            assert validator.is_valid(answer), answer
+        elif not validator.is_valid(answer):
+            refused += 1
+    assert shortcut > 1_000 and refused > 1_000  # both sides were exercised
