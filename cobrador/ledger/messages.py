@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from cobrador.ledger.models import PENDING_INBOUND_SQL, Message, utcnow
+from cobrador.ledger.models import PENDING_INBOUND_SQL, UNSENT_OUTBOUND_SQL, Message, utcnow
 
 INBOUND_PENDING = ("received", "processing")
 # The condition of the index of pending messages, as it is written there: a
@@ -164,6 +164,29 @@ def pending_inbound(session: Session) -> list[LoggedMessage]:
     """Inbound messages stored but not processed (a crash or a restart), oldest first."""
     rows = session.execute(select(Message).where(PENDING_INBOUND).order_by(Message.created_at, Message.id)).scalars()
     return [_view(r) for r in rows]
+
+
+UNSENT_OUTBOUND = text(UNSENT_OUTBOUND_SQL)
+_CLAIM_UNSENT = text(
+    "UPDATE messages SET updated_at = :now WHERE id = :id AND direction = 'outbound' AND status = 'sending'"
+    " AND provider_sid IS NULL AND updated_at < :since"
+).bindparams(_NOW, bindparam("since", type_=_NOW.type))
+
+
+def unsent_outbound(session: Session, older_than: dt.datetime, limit: int = 100) -> list[LoggedMessage]:
+    """Replies logged to be sent through Twilio (`sending`, no SID) and not
+    touched since `older_than`: a crash stopped their sending. Oldest first."""
+    rows = session.execute(
+        select(Message).where(UNSENT_OUTBOUND, Message.updated_at < older_than).order_by(Message.id).limit(limit)
+    ).scalars()
+    return [_view(r) for r in rows]
+
+
+def claim_unsent(session: Session, message_id: int, older_than: dt.datetime) -> bool:
+    """Takes an unsent reply for sending, if nobody touched it since `older_than`
+    (so of two sweeps, or a sweep and a slow send, only one sends it)."""
+    values = {"id": message_id, "now": utcnow(), "since": older_than}
+    return session.execute(_CLAIM_UNSENT, values).rowcount == 1
 
 
 _OUTBOUND = (

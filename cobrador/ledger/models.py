@@ -417,6 +417,8 @@ MESSAGE_STATUSES = (
 )
 # An inbound message not answered yet (stored, or claimed for a turn).
 PENDING_INBOUND_SQL = "direction = 'inbound' AND status IN ('received', 'processing')"
+# A reply logged to be sent through Twilio that Twilio has not taken yet.
+UNSENT_OUTBOUND_SQL = "direction = 'outbound' AND status = 'sending' AND provider_sid IS NULL"
 
 
 class Message(Base):
@@ -459,6 +461,14 @@ class Message(Base):
             "updated_at",
             sqlite_where=text(PENDING_INBOUND_SQL),
             postgresql_where=text(PENDING_INBOUND_SQL),
+        ),
+        # Likewise the replies a crash left unsent (Twilio mode), for the
+        # ingest's resend sweep (`messages.UNSENT_OUTBOUND`).
+        Index(
+            "ix_messages_unsent",
+            "updated_at",
+            sqlite_where=text(UNSENT_OUTBOUND_SQL),
+            postgresql_where=text(UNSENT_OUTBOUND_SQL),
         ),
     )
 

@@ -31,6 +31,7 @@ The path of one inbound message:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -198,27 +199,44 @@ def _store_outbound(phone: str, body: str, media: list, sender: str, template_si
 Outcome = tuple[int, str, Optional[str], Optional[str], Optional[str]]
 
 
-def log_outbound_batch(turns: Sequence[list[tuple[str, str, list, str]]]) -> list[list[int]]:
-    """The replies of turns that ended together, logged (queued, before they
-    are sent) in one transaction; each turn's message ids, in order."""
+def finish_turns_to_send(sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]) -> list[list[int]]:
+    """Twilio mode: the replies of turns that ended together logged `sending`
+    (to be sent, in order, once this commits) with each turn's "processed"
+    mark, in one transaction; each turn's message ids. A crash before they are
+    sent leaves them `sending` without a SID, for the ingest's resend sweep."""
     with session_scope() as session:
-        return [
-            [messages.record_outbound(session, to, body, sender=who, media=media) for to, body, media, who in replies]
-            for replies in turns
-        ]
+        ids = []
+        for sid, replies in zip(sids, outboxes, strict=True):
+            ids.append(
+                [
+                    messages.record_outbound(session, to, body, sender=who, media=media, status="sending")
+                    for to, body, media, who in replies
+                ]
+            )
+            messages.set_inbound_status(session, sid, "processed")
+    return ids
 
 
-def finish_sent_turns(sids: Sequence[str], outcomes: Sequence[list[Outcome]]) -> list[None]:
-    """What happened to the sends of turns that ended together, and their
-    "processed" marks, in one transaction."""
+def record_outcomes(batches: Sequence[list[Outcome]]) -> list[None]:
+    """What happened to sends (status and SID, or failed with the error), in one transaction."""
     with session_scope() as session:
-        for sid, marks in zip(sids, outcomes, strict=True):
-            for message_id, status, provider_sid, error, template in marks:
+        for outcomes in batches:
+            for message_id, status, provider_sid, error, template in outcomes:
                 messages.mark_outbound(
                     session, message_id, status, provider_sid=provider_sid, error_code=error, template_sid=template
                 )
-            messages.set_inbound_status(session, sid, "processed")
-    return [None] * len(sids)
+    return [None] * len(batches)
+
+
+def claim_unsent(older_than_seconds: float, limit: int = 100) -> list[tuple[messages.LoggedMessage, str]]:
+    """The replies a crash left unsent (none touched for `older_than_seconds`),
+    each claimed for sending, with its debtor's language; oldest first."""
+    since = messages.utcnow() - dt.timedelta(seconds=older_than_seconds)
+    with session_scope() as session:
+        found = messages.unsent_outbound(session, since, limit)
+        claimed = [m for m in found if messages.claim_unsent(session, m.id, since)]
+        languages = messages.languages(session, {m.phone for m in claimed}) if claimed else {}
+    return [(m, languages.get(m.phone) or "es") for m in claimed]
 
 
 def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str], template: Optional[str]) -> None:

@@ -15,9 +15,9 @@ the paths Twilio calls:
   (signed with a key derived from the channel secret), one at a time per
   sender and in order; Rasa runs the turn and answers with the replies, which
   the ingest records (local outbox; turns that end together in one
-  transaction) or sends through Twilio (logged before they are sent, their
-  outcomes recorded with the "processed" mark after: two group commits a
-  turn, whatever its number of replies). So the Rasa
+  transaction) or sends through Twilio (logged `sending` with the turn's
+  "processed" mark in one group commit, then sent in order per debtor, their
+  outcomes in another; a sweep sends what a crash left unsent). So the Rasa
   process spends its time on turns, like the REST channel, while the writes
   and sends happen here, on the other core. While Rasa is down the hand-over
   is retried with backoff and then given back; a stored message is never
@@ -57,14 +57,15 @@ from cobrador.whatsapp.channel import (
     Inbound,
     WhatsAppOutput,
     claim_for_turn,
-    finish_sent_turns,
+    claim_unsent,
     finish_turns,
+    finish_turns_to_send,
     forward_key,
     forward_signature,
-    log_outbound_batch,
     media_document,
     opt_out,
     public_url,
+    record_outcomes,
     record_status,
     release_claim,
     screen,
@@ -95,6 +96,7 @@ RETRY_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 ACK, MEDIA, TURN = 0, 1, 2  # priorities on the ingest's database threads
+Logged = tuple[int, str, str, list, str]  # a reply logged to be sent: id, phone, body, media, sender
 
 
 class PriorityPool:
@@ -219,8 +221,12 @@ class Ingest:
         # (The store is looked up at each call: a test replaces it to inject failures.)
         self.acks = GroupWriter(self.pool, ACK, lambda inbounds, claims: store_inbound_batch(inbounds, claims))
         self.finishes = GroupWriter(self.pool, TURN, finish_turns)
-        self.logs = GroupWriter(self.pool, TURN, log_outbound_batch)  # Twilio mode: replies before they are sent
-        self.sends = GroupWriter(self.pool, TURN, finish_sent_turns)  # and what happened to them
+        # Twilio mode: the replies logged with the "processed" mark, then what happened to their sends.
+        self.finishes_to_send = GroupWriter(self.pool, TURN, finish_turns_to_send)
+        self.outcomes = GroupWriter(self.pool, TURN, record_outcomes)
+        self.sending: dict[str, asyncio.Task] = {}  # last send per debtor, to keep the replies in order
+        self.resend_seconds = float(os.environ.get("COBRADOR_RESEND_SECONDS", "60"))
+        self.unsent_after = float(os.environ.get("COBRADOR_UNSENT_AFTER_SECONDS", "300"))
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
@@ -242,6 +248,8 @@ class Ingest:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=5))
         if self.understanding is not None:
             self.understanding.start()
+        if self.sender is not None:
+            self._spawn(self._resend())
 
     async def _stop(self, app: web.Application) -> None:
         for task in list(self.tasks):
@@ -365,15 +373,54 @@ class Ingest:
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
             await self.finishes.submit(inbound.sid, replies)
             return
-        # Twilio: the replies are logged (one group commit), sent in order,
-        # then what happened to each and the "processed" mark (one more).
-        output = WhatsAppOutput(self.settings, self.sender, language, database=functools.partial(self.pool.run, TURN))
-        ids = await self.logs.submit(replies) if replies else []
-        outcomes = [
-            await output.send_logged(message_id, phone, body, [m["url"] for m in media])
-            for message_id, (phone, body, media, _) in zip(ids, replies, strict=True)
-        ]
-        await self.sends.submit(inbound.sid, outcomes)
+        # Twilio: the replies are logged `sending` with the "processed" mark
+        # (one group commit: the turn is over), then sent, after the debtor's
+        # earlier replies and in order, while the next turn may already run.
+        ids = await self.finishes_to_send.submit(inbound.sid, replies)
+        self.send_in_order(inbound.phone, language, [(i, *reply) for i, reply in zip(ids, replies, strict=True)])
+
+    def send_in_order(self, phone: str, language: str, replies: list[Logged]) -> None:
+        """Sends logged replies (id, phone, body, media, sender) after those
+        of the debtor's earlier turns, then records what happened to each."""
+        if not replies:
+            return
+        previous = self.sending.get(phone)
+        self.sending[phone] = self._spawn(self._send_after(previous, phone, language, replies))
+
+    async def _send_after(
+        self, previous: Optional[asyncio.Task], phone: str, language: str, replies: list[Logged]
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            output = WhatsAppOutput(
+                self.settings, self.sender, language, database=functools.partial(self.pool.run, TURN)
+            )
+            outcomes = [
+                await output.send_logged(message_id, to, body, [m["url"] for m in media])
+                for message_id, to, body, media, _ in replies
+            ]
+            await self.outcomes.submit(outcomes)
+        except Exception:  # noqa: BLE001 - left `sending`: the resend sweep sends what was not
+            logger.exception("sending the replies to %s failed", phone)
+        finally:
+            if self.sending.get(phone) is asyncio.current_task():
+                del self.sending[phone]
+
+    async def _resend(self) -> None:
+        """Twilio mode: at start and then every `COBRADOR_RESEND_SECONDS`, sends
+        the replies a crash left logged but unsent (untouched for
+        `COBRADOR_UNSENT_AFTER_SECONDS`, longer than any send's retries)."""
+        while True:
+            try:
+                for message, language in await self.pool.run(TURN, claim_unsent, self.unsent_after):
+                    logger.warning("sending reply %s to %s, left unsent by a crash", message.id, message.phone)
+                    self.send_in_order(
+                        message.phone, language, [(message.id, message.phone, message.body, message.media, "")]
+                    )
+            except SQLAlchemyError:
+                logger.exception("the resend sweep could not read the message log")
+            await asyncio.sleep(self.resend_seconds)
 
     async def _run_turn(
         self, inbound: Inbound, language: str, parse: Optional[dict] = None

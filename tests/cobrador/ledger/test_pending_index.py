@@ -66,3 +66,27 @@ def test_the_sweep_and_the_recovery_read_the_pending_index(ledger_url: str, sess
     assert [m.provider_sid for m in found["processing"]] == [f"SM{1:032d}"]
     assert [m.provider_sid for m in found["pending"]] == [f"SM{0:032d}", f"SM{1:032d}"]
     assert session.execute(text("SELECT count(*) FROM messages")).scalar() == 4
+
+
+def test_the_resend_sweep_reads_an_index_not_the_log(ledger_url: str, session) -> None:  # noqa: ANN001
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    ids = [messages.record_outbound(session, "+525550000101", f"r{n}", status=s) for n, s in enumerate(
+        ["sending", "sending", "queued"]
+    )]  # fmt: skip
+    session.execute(
+        text("UPDATE messages SET updated_at = :old WHERE id IN (:a, :c)"), {"old": old, "a": ids[0], "c": ids[2]}
+    )
+    session.commit()
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    found: list = []
+
+    def lookups() -> None:
+        found.extend(messages.unsent_outbound(session, since))
+
+    for plan in plans(ledger_url, session, lookups):
+        # An index, not the whole log: the partial one, or (SQLite's choice on
+        # a small table) the SID index, whose NULLs are the outbound replies
+        # Twilio has not taken.
+        assert ("SEARCH messages USING INDEX" in plan) or ("Index" in plan and "Seq Scan" not in plan), plan
+    assert [m.id for m in found] == [ids[0]]  # not the one touched just now, not the local outbox's
+    assert messages.claim_unsent(session, ids[0], since) and not messages.claim_unsent(session, ids[0], since)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from typing import Iterator, Optional
 import pytest
 import requests
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from cobrador.ledger.db import session_scope
@@ -328,6 +329,26 @@ def fake_twilio(refuse: tuple[int, ...] = ()) -> Iterator[tuple[str, list[dict]]
         yield url, received
 
 
+def outbound_rows(database_url: str, phone: str) -> list[tuple]:
+    with session_scope(database_url) as session:
+        rows = session.execute(
+            select(Message.body, Message.status, Message.provider_sid, Message.error_code)
+            .where(Message.direction == "outbound", Message.phone == phone)
+            .order_by(Message.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def when_sent(database_url: str, phone: str, count: int) -> list[tuple]:
+    """The phone's logged replies once `count` of them are no longer being sent."""
+    for _ in range(200):
+        rows = outbound_rows(database_url, phone)
+        if len(rows) >= count and all(status != "sending" for _, status, _, _ in rows):
+            return rows
+        threading.Event().wait(0.05)
+    return outbound_rows(database_url, phone)
+
+
 def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -339,7 +360,7 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
     from cobrador.whatsapp.twilio_api import TwilioConfig
 
     writers: list[tuple[str, str]] = []  # what wrote the message log, and from which thread
-    for name in ("log_outbound_batch", "finish_sent_turns", "_store_outbound", "_mark"):
+    for name in ("finish_turns_to_send", "record_outcomes", "_store_outbound", "_mark"):
         real = getattr(channel_module, name)
 
         def on_thread(*args, _real=real, _name=name):  # noqa: ANN002, ANN202
@@ -366,6 +387,7 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
             answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
             assert answer.status_code == 200
             assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+            logged = when_sent(ledger_url, phone, 2)
     assert [request["form"] for request in sent] == [
         {
             "From": "whatsapp:+14155238886", "To": f"whatsapp:{phone}", "Body": reply["body"],
@@ -373,25 +395,16 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
         }
         for reply in replies
     ]  # fmt: skip
-    with session_scope(ledger_url) as session:
-        logged = session.execute(
-            select(Message.body, Message.status, Message.provider_sid)
-            .where(Message.direction == "outbound", Message.phone == phone)
-            .order_by(Message.id)
-        ).all()
-    assert [tuple(row) for row in logged] == [
-        (replies[0]["body"], "queued", f"SM{1:032d}"),
-        (replies[1]["body"], "queued", f"SM{2:032d}"),
+    assert logged == [
+        (replies[0]["body"], "queued", f"SM{1:032d}", None),
+        (replies[1]["body"], "queued", f"SM{2:032d}", None),
     ]
-    # Two writes for the turn, whatever its number of replies (logged before
-    # the sends; their outcomes with the "processed" mark after), on the
-    # ingest's own database threads (on SQLite its one writer), never on
-    # threads of their own that would queue on SQLite's lock.
-    assert [name for name, _ in writers] == ["log_outbound_batch", "finish_sent_turns"]
+    # Two writes for the turn, whatever its number of replies (logged
+    # `sending` with the "processed" mark before the sends; their outcomes
+    # after), on the ingest's own database threads (on SQLite its one
+    # writer), never on threads of their own that would queue on SQLite's lock.
+    assert [name for name, _ in writers] == ["finish_turns_to_send", "record_outcomes"]
     assert all(thread.startswith("ingest-") for _, thread in writers)
-    with session_scope(ledger_url) as session:
-        status = session.execute(select(Message.status).where(Message.provider_sid == fields["MessageSid"])).scalar()
-    assert status == "processed"
 
 
 def test_with_twilio_a_refused_send_is_logged_failed_and_the_turn_and_its_other_replies_go_on(
@@ -410,18 +423,47 @@ def test_with_twilio_a_refused_send_is_logged_failed_and_the_turn_and_its_other_
             answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
             assert answer.status_code == 200
             assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+            logged = when_sent(ledger_url, phone, 3)
     assert [request["form"]["Body"] for request in sent] == ["respuesta 1", "respuesta 2", "respuesta 3"]
-    with session_scope(ledger_url) as session:
-        logged = session.execute(
-            select(Message.body, Message.status, Message.provider_sid, Message.error_code)
-            .where(Message.direction == "outbound", Message.phone == phone)
-            .order_by(Message.id)
-        ).all()
-    assert [tuple(row) for row in logged] == [
+    assert logged == [
         ("respuesta 1", "queued", f"SM{1:032d}", None),
         ("respuesta 2", "failed", None, "21211"),
         ("respuesta 3", "queued", f"SM{3:032d}", None),
     ]
+
+
+def test_with_twilio_replies_a_crash_left_unsent_are_sent_once_in_order_by_the_next_ingest(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn's replies are logged `sending` with its "processed" mark before
+    they are sent; if the ingest dies then, the next one sends them (once:
+    it claims each), and leaves alone replies being sent right now and the
+    local-mode outbox."""
+    from cobrador.ledger import messages as message_log
+    from cobrador.whatsapp.twilio_api import TwilioConfig
+
+    old = message_log.utcnow() - dt.timedelta(minutes=10)
+    with session_scope(ledger_url) as session:
+        for phone, body, status in [
+            ("+525553000007", "primera", "sending"), ("+525553000008", "en camino", "sending"),
+            ("+525553000007", "segunda", "sending"), ("+525553000009", "del simulador", "queued"),
+        ]:  # fmt: skip
+            message_id = message_log.record_outbound(session, phone, body, status=status)
+            if body != "en camino":  # that one is being sent by a live ingest
+                session.execute(update(Message).where(Message.id == message_id).values(updated_at=old))
+    monkeypatch.setenv("COBRADOR_RESEND_SECONDS", "0.2")
+    with fake_twilio() as (twilio_url, sent):
+        twilio = TwilioConfig("AC" + "1" * 32, "account-auth-token", "whatsapp:+14155238886", api_base=twilio_url)
+        settings = ChannelSettings("account-auth-token", "", twilio, {})
+        with running_ingest(ledger_url, monkeypatch, settings=settings):
+            resent = when_sent(ledger_url, "+525553000007", 2)
+            threading.Event().wait(1.0)  # several more sweeps
+    assert [(r["form"]["To"], r["form"]["Body"]) for r in sent] == [
+        ("whatsapp:+525553000007", "primera"), ("whatsapp:+525553000007", "segunda"),
+    ]  # fmt: skip
+    assert resent == [("primera", "queued", f"SM{1:032d}", None), ("segunda", "queued", f"SM{2:032d}", None)]
+    assert [status for _, status, _, _ in outbound_rows(ledger_url, "+525553000008")] == ["sending"]
+    assert [status for _, status, _, _ in outbound_rows(ledger_url, "+525553000009")] == ["queued"]
 
 
 def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_worker_is_gone(
