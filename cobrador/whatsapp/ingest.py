@@ -400,7 +400,17 @@ class Ingest:
                 await output.send_logged(message_id, to, body, [m["url"] for m in media])
                 for message_id, to, body, media, _ in replies
             ]
-            await self.outcomes.submit(outcomes)
+            # Sent: their outcomes must be written, or the sweep would send them
+            # again; a database that is briefly down is waited for.
+            for delay in (1.0, 2.0, 4.0, 8.0, 16.0, None):
+                try:
+                    await self.outcomes.submit(outcomes)
+                    break
+                except SQLAlchemyError:
+                    if delay is None:
+                        raise
+                    logger.warning("recording what happened to the replies to %s failed; retrying", phone)
+                    await asyncio.sleep(delay)
         except Exception:  # noqa: BLE001 - left `sending`: the resend sweep sends what was not
             logger.exception("sending the replies to %s failed", phone)
         finally:
@@ -414,6 +424,8 @@ class Ingest:
         while True:
             try:
                 for message, language in await self.pool.run(TURN, claim_unsent, self.unsent_after):
+                    if message.phone in self.sending:
+                        continue  # this ingest is still sending to them (Twilio slow): it sends it
                     logger.warning("sending reply %s to %s, left unsent by a crash", message.id, message.phone)
                     self.send_in_order(
                         message.phone, language, [(message.id, message.phone, message.body, message.media, "")]
