@@ -423,9 +423,10 @@ class Ingest:
         `COBRADOR_UNSENT_AFTER_SECONDS`, longer than any send's retries)."""
         while True:
             try:
+                busy = set(self.sending)  # debtors this ingest is still sending to (Twilio slow)
                 for message, language in await self.pool.run(TURN, claim_unsent, self.unsent_after):
-                    if message.phone in self.sending:
-                        continue  # this ingest is still sending to them (Twilio slow): it sends it
+                    if message.phone in busy:
+                        continue  # claimed: looked at again once the claim is as old
                     logger.warning("sending reply %s to %s, left unsent by a crash", message.id, message.phone)
                     self.send_in_order(
                         message.phone, language, [(message.id, message.phone, message.body, message.media, "")]
