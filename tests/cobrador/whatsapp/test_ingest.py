@@ -349,6 +349,37 @@ def when_sent(database_url: str, phone: str, count: int) -> list[tuple]:
     return outbound_rows(database_url, phone)
 
 
+TWILIO_CALLBACK = "https://bot.example/webhooks/whatsapp/status"
+
+
+def twilio_settings(twilio_url: str) -> ChannelSettings:
+    """Twilio mode, against the fake Twilio at `twilio_url`."""
+    from cobrador.whatsapp.twilio_api import TwilioConfig
+
+    twilio = TwilioConfig(
+        "AC" + "1" * 32, "account-auth-token", "whatsapp:+14155238886",
+        status_callback=TWILIO_CALLBACK, api_base=twilio_url,
+    )  # fmt: skip
+    return ChannelSettings("account-auth-token", "", twilio, {})
+
+
+def twilio_turn(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, replies: list[dict], refuse: tuple[int, ...] = ()
+) -> tuple[list[dict], list[tuple]]:
+    """A signed "hola" through an ingest in Twilio mode whose Rasa answers
+    `replies`: the requests Twilio got, and the replies as logged once sent."""
+    phone = replies[0]["phone"]
+    with fake_twilio(refuse) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
+        with running_ingest(ledger_url, monkeypatch, rasa_url, twilio_settings(twilio_url)) as base:
+            url = base + "/webhooks/whatsapp/webhook"
+            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
+            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+            logged = when_sent(ledger_url, phone, len(replies))
+    return sent, logged
+
+
 def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -357,7 +388,6 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
     order with the sender, the debtor and the status callback, each logged
     with Twilio's SID, and the message marked processed."""
     from cobrador.whatsapp import channel as channel_module
-    from cobrador.whatsapp.twilio_api import TwilioConfig
 
     writers: list[tuple[str, str]] = []  # what wrote the message log, and from which thread
     for name in ("finish_turns_to_send", "record_outcomes", "_store_outbound", "_mark"):
@@ -375,23 +405,11 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
         {"phone": phone, "body": "¡Hola! Soy el asistente virtual.", "media": [], "sender": "bot"},
         {"phone": phone, "body": "¿Con quién tengo el gusto?", "media": [], "sender": "bot"},
     ]
-    with fake_twilio() as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
-        twilio = TwilioConfig(
-            "AC" + "1" * 32, "account-auth-token", "whatsapp:+14155238886",
-            status_callback="https://bot.example/webhooks/whatsapp/status", api_base=twilio_url,
-        )  # fmt: skip
-        settings = ChannelSettings("account-auth-token", "", twilio, {})
-        with running_ingest(ledger_url, monkeypatch, rasa_url, settings) as base:
-            url = base + "/webhooks/whatsapp/webhook"
-            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
-            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
-            assert answer.status_code == 200
-            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
-            logged = when_sent(ledger_url, phone, 2)
+    sent, logged = twilio_turn(ledger_url, monkeypatch, replies)
     assert [request["form"] for request in sent] == [
         {
             "From": "whatsapp:+14155238886", "To": f"whatsapp:{phone}", "Body": reply["body"],
-            "StatusCallback": "https://bot.example/webhooks/whatsapp/status",
+            "StatusCallback": TWILIO_CALLBACK,
         }
         for reply in replies
     ]  # fmt: skip
@@ -410,20 +428,9 @@ def test_with_twilio_the_ingest_sends_a_turns_replies_in_order_and_logs_them(
 def test_with_twilio_a_refused_send_is_logged_failed_and_the_turn_and_its_other_replies_go_on(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cobrador.whatsapp.twilio_api import TwilioConfig
-
     phone = "+525553000006"
     replies = [{"phone": phone, "body": f"respuesta {n}", "media": [], "sender": "bot"} for n in (1, 2, 3)]
-    with fake_twilio(refuse=(2,)) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
-        twilio = TwilioConfig("AC" + "1" * 32, "account-auth-token", "whatsapp:+14155238886", api_base=twilio_url)
-        settings = ChannelSettings("account-auth-token", "", twilio, {})
-        with running_ingest(ledger_url, monkeypatch, rasa_url, settings) as base:
-            url = base + "/webhooks/whatsapp/webhook"
-            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
-            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
-            assert answer.status_code == 200
-            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
-            logged = when_sent(ledger_url, phone, 3)
+    sent, logged = twilio_turn(ledger_url, monkeypatch, replies, refuse=(2,))
     assert [request["form"]["Body"] for request in sent] == ["respuesta 1", "respuesta 2", "respuesta 3"]
     assert logged == [
         ("respuesta 1", "queued", f"SM{1:032d}", None),
@@ -440,7 +447,6 @@ def test_with_twilio_replies_a_crash_left_unsent_are_sent_once_in_order_by_the_n
     it claims each), and leaves alone replies being sent right now and the
     local-mode outbox."""
     from cobrador.ledger import messages as message_log
-    from cobrador.whatsapp.twilio_api import TwilioConfig
 
     old = message_log.utcnow() - dt.timedelta(minutes=10)
     with session_scope(ledger_url) as session:
@@ -453,9 +459,7 @@ def test_with_twilio_replies_a_crash_left_unsent_are_sent_once_in_order_by_the_n
                 session.execute(update(Message).where(Message.id == message_id).values(updated_at=old))
     monkeypatch.setenv("COBRADOR_RESEND_SECONDS", "0.2")
     with fake_twilio() as (twilio_url, sent):
-        twilio = TwilioConfig("AC" + "1" * 32, "account-auth-token", "whatsapp:+14155238886", api_base=twilio_url)
-        settings = ChannelSettings("account-auth-token", "", twilio, {})
-        with running_ingest(ledger_url, monkeypatch, settings=settings):
+        with running_ingest(ledger_url, monkeypatch, settings=twilio_settings(twilio_url)):
             resent = when_sent(ledger_url, "+525553000007", 2)
             threading.Event().wait(1.0)  # several more sweeps
     assert [(r["form"]["To"], r["form"]["Body"]) for r in sent] == [
