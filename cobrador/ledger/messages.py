@@ -182,11 +182,35 @@ def unsent_outbound(session: Session, older_than: dt.datetime, limit: int = 100)
     return [_view(r) for r in rows]
 
 
-def claim_unsent(session: Session, message_id: int, older_than: dt.datetime) -> bool:
+def claim_unsent(session: Session, message_id: int, older_than: dt.datetime) -> Optional[dt.datetime]:
     """Takes an unsent reply for sending, if nobody touched it since `older_than`
-    (so of two sweeps, or a sweep and a slow send, only one sends it)."""
-    values = {"id": message_id, "now": utcnow(), "since": older_than}
-    return session.execute(_CLAIM_UNSENT, values).rowcount == 1
+    (so of two sweeps, or a sweep and a slow send, only one sends it). Returns
+    the claim's time (the reply's new `updated_at`, see `renew_sending`), or
+    None when it was not taken."""
+    now = utcnow()
+    values = {"id": message_id, "now": now, "since": older_than}
+    return now if session.execute(_CLAIM_UNSENT, values).rowcount == 1 else None
+
+
+_RENEW_SENDING = text(
+    "UPDATE messages SET updated_at = :now WHERE id = :id AND direction = 'outbound' AND status = 'sending'"
+    " AND provider_sid IS NULL AND updated_at = :touched"
+).bindparams(_NOW, bindparam("touched", type_=_NOW.type))
+
+
+def renew_sending(session: Session, message_ids: Sequence[int], touched: dt.datetime) -> tuple[list[int], dt.datetime]:
+    """Keeps replies a sender still holds from the resend sweep, which takes
+    those untouched for a while: touches each one that nobody touched since
+    `touched` (this sender's last touch, when it logged, claimed or renewed
+    them). A reply a sweep claimed meanwhile carries the sweep's touch and is
+    left to it. Returns the ids renewed and the new touch."""
+    now = utcnow()
+    renewed = [
+        message_id
+        for message_id in message_ids
+        if session.execute(_RENEW_SENDING, {"id": message_id, "now": now, "touched": touched}).rowcount == 1
+    ]
+    return renewed, now
 
 
 _OUTBOUND = (
@@ -208,11 +232,13 @@ def record_outbound(
     media: Sequence[dict[str, Any]] = (),
     status: str = "queued",
     template_sid: Optional[str] = None,
+    now: Optional[dt.datetime] = None,
 ) -> int:
-    """Stores an outbound message before it is sent; returns its id."""
+    """Stores an outbound message before it is sent (at `now`, default the
+    current time); returns its id."""
     values = {
         "phone": phone, "body": body, "media": list(media), "status": status, "sender": sender,
-        "template": template_sid, "now": utcnow(),
+        "template": template_sid, "now": now or utcnow(),
     }  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":
         return int(session.execute(_INSERT_OUTBOUND_RETURNING, values).scalar_one())

@@ -199,22 +199,25 @@ def _store_outbound(phone: str, body: str, media: list, sender: str, template_si
 Outcome = tuple[int, str, Optional[str], Optional[str], Optional[str]]
 
 
-def finish_turns_to_send(sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]) -> list[list[int]]:
+def finish_turns_to_send(
+    sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]
+) -> list[tuple[list[int], dt.datetime]]:
     """Twilio mode: the replies of turns that ended together logged `sending`
     (to be sent, in order, once this commits) with each turn's "processed"
-    mark, in one transaction; each turn's message ids. A crash before they are
-    sent leaves them `sending` without a SID, for the ingest's resend sweep."""
+    mark, in one transaction; each turn's message ids, and when they were
+    logged (their `updated_at`, for `messages.renew_sending`). A crash before
+    they are sent leaves them `sending` without a SID, for the resend sweep."""
+    now = messages.utcnow()
     with session_scope() as session:
-        ids = []
+        logged = []
         for sid, replies in zip(sids, outboxes, strict=True):
-            ids.append(
-                [
-                    messages.record_outbound(session, to, body, sender=who, media=media, status="sending")
-                    for to, body, media, who in replies
-                ]
-            )
+            ids = [
+                messages.record_outbound(session, to, body, sender=who, media=media, status="sending", now=now)
+                for to, body, media, who in replies
+            ]
+            logged.append((ids, now))
             messages.set_inbound_status(session, sid, "processed")
-    return ids
+    return logged
 
 
 def record_outcomes(batches: Sequence[list[Outcome]]) -> list[None]:
@@ -228,15 +231,23 @@ def record_outcomes(batches: Sequence[list[Outcome]]) -> list[None]:
     return [None] * len(batches)
 
 
-def claim_unsent(older_than_seconds: float, limit: int = 100) -> list[tuple[messages.LoggedMessage, str]]:
+def claim_unsent(older_than_seconds: float, limit: int = 100) -> list[tuple[messages.LoggedMessage, str, dt.datetime]]:
     """The replies a crash left unsent (none touched for `older_than_seconds`),
-    each claimed for sending, with its debtor's language; oldest first."""
+    each claimed for sending, with its debtor's language and the claim's time
+    (for `messages.renew_sending`); oldest first."""
     since = messages.utcnow() - dt.timedelta(seconds=older_than_seconds)
     with session_scope() as session:
         found = messages.unsent_outbound(session, since, limit)
-        claimed = [m for m in found if messages.claim_unsent(session, m.id, since)]
-        languages = messages.languages(session, {m.phone for m in claimed}) if claimed else {}
-    return [(m, languages.get(m.phone) or "es") for m in claimed]
+        claims = [(m, messages.claim_unsent(session, m.id, since)) for m in found]
+        claimed = [(m, touched) for m, touched in claims if touched is not None]
+        languages = messages.languages(session, {m.phone for m, _ in claimed}) if claimed else {}
+    return [(m, languages.get(m.phone) or "es", touched) for m, touched in claimed]
+
+
+def renew_sending(message_ids: Sequence[int], touched: dt.datetime) -> tuple[list[int], dt.datetime]:
+    """`messages.renew_sending` in a transaction of its own."""
+    with session_scope() as session:
+        return messages.renew_sending(session, message_ids, touched)
 
 
 def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str], template: Optional[str]) -> None:

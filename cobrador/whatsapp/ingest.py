@@ -33,6 +33,7 @@ against that URL, whichever port the request reached.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import itertools
 import json
@@ -41,6 +42,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
@@ -55,6 +57,7 @@ from cobrador.whatsapp.channel import (
     EMPTY_TWIML,
     MEDIA_HEADERS,
     Inbound,
+    Outcome,
     WhatsAppOutput,
     claim_for_turn,
     claim_unsent,
@@ -68,6 +71,7 @@ from cobrador.whatsapp.channel import (
     record_outcomes,
     record_status,
     release_claim,
+    renew_sending,
     screen,
     store_inbound_batch,
 )
@@ -97,6 +101,9 @@ RETRY_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 ACK, MEDIA, TURN = 0, 1, 2  # priorities on the ingest's database threads
 Logged = tuple[int, str, str, list, str]  # a reply logged to be sent: id, phone, body, media, sender
+# Seconds between attempts to record what happened to sent replies while the
+# database is down (about half a minute in all; then the sweep resends them).
+OUTCOME_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class PriorityPool:
@@ -227,6 +234,15 @@ class Ingest:
         self.sending: dict[str, asyncio.Task] = {}  # last send per debtor, to keep the replies in order
         self.resend_seconds = float(os.environ.get("COBRADOR_RESEND_SECONDS", "60"))
         self.unsent_after = float(os.environ.get("COBRADOR_UNSENT_AFTER_SECONDS", "300"))
+        # Replies held longer than this (Twilio slow: they wait behind the
+        # debtor's earlier ones) are renewed before the next send, so that no
+        # resend sweep, here or in another ingest (Twilio's fallback URL),
+        # takes them while this one still sends them: whatever follows a
+        # renewal (a reply, its template fallback, recording the outcomes)
+        # ends before the sweep's `unsent_after`.
+        longest = 2 * self.sender.longest_send_seconds() if self.sender is not None else 0.0
+        self.renew_after = self.unsent_after - longest - sum(OUTCOME_DELAYS) - 10.0
+        self.clock: Callable[[], float] = time.monotonic
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
@@ -376,19 +392,27 @@ class Ingest:
         # Twilio: the replies are logged `sending` with the "processed" mark
         # (one group commit: the turn is over), then sent, after the debtor's
         # earlier replies and in order, while the next turn may already run.
-        ids = await self.finishes_to_send.submit(inbound.sid, replies)
-        self.send_in_order(inbound.phone, language, [(i, *reply) for i, reply in zip(ids, replies, strict=True)])
+        ids, touched = await self.finishes_to_send.submit(inbound.sid, replies)
+        logged = [(i, *reply) for i, reply in zip(ids, replies, strict=True)]
+        self.send_in_order(inbound.phone, language, logged, touched)
 
-    def send_in_order(self, phone: str, language: str, replies: list[Logged]) -> None:
-        """Sends logged replies (id, phone, body, media, sender) after those
-        of the debtor's earlier turns, then records what happened to each."""
+    def send_in_order(self, phone: str, language: str, replies: list[Logged], touched: dt.datetime) -> None:
+        """Sends logged replies (id, phone, body, media, sender), last touched
+        at `touched` (logged or claimed), after those of the debtor's earlier
+        turns, then records what happened to each."""
         if not replies:
             return
         previous = self.sending.get(phone)
-        self.sending[phone] = self._spawn(self._send_after(previous, phone, language, replies))
+        lease = (touched, self.clock())
+        self.sending[phone] = self._spawn(self._send_after(previous, phone, language, replies, lease))
 
     async def _send_after(
-        self, previous: Optional[asyncio.Task], phone: str, language: str, replies: list[Logged]
+        self,
+        previous: Optional[asyncio.Task],
+        phone: str,
+        language: str,
+        replies: list[Logged],
+        lease: tuple[dt.datetime, float],
     ) -> None:
         try:
             if previous is not None:
@@ -396,13 +420,27 @@ class Ingest:
             output = WhatsAppOutput(
                 self.settings, self.sender, language, database=functools.partial(self.pool.run, TURN)
             )
-            outcomes = [
-                await output.send_logged(message_id, to, body, [m["url"] for m in media])
-                for message_id, to, body, media, _ in replies
-            ]
+            outcomes: list[Outcome] = []
+            held = [message_id for message_id, *_ in replies]  # logged, not yet recorded as sent
+            for message_id, to, body, media, _ in replies:
+                if self.clock() - lease[1] > self.renew_after:
+                    try:
+                        held, touched = await self.pool.run(TURN, renew_sending, held, lease[0])
+                    except SQLAlchemyError:  # not renewed: the rest is left to the sweep
+                        logger.warning("the replies to %s could not be renewed; the resend sweep sends them", phone)
+                        break
+                    lease = (touched, self.clock())
+                    if any(outcome[0] not in held for outcome in outcomes):
+                        logger.error("a resend sweep took replies to %s already sent: they may go twice", phone)
+                if message_id not in held:
+                    logger.warning("reply %s to %s is sent by a resend sweep", message_id, phone)
+                    continue
+                outcomes.append(await output.send_logged(message_id, to, body, [m["url"] for m in media]))
+            if not outcomes:
+                return
             # Sent: their outcomes must be written, or the sweep would send them
             # again; a database that is briefly down is waited for.
-            for delay in (1.0, 2.0, 4.0, 8.0, 16.0, None):
+            for delay in (*OUTCOME_DELAYS, None):
                 try:
                     await self.outcomes.submit(outcomes)
                     break
@@ -424,12 +462,12 @@ class Ingest:
         while True:
             try:
                 busy = set(self.sending)  # debtors this ingest is still sending to (Twilio slow)
-                for message, language in await self.pool.run(TURN, claim_unsent, self.unsent_after):
+                for message, language, touched in await self.pool.run(TURN, claim_unsent, self.unsent_after):
                     if message.phone in busy:
                         continue  # claimed: looked at again once the claim is as old
                     logger.warning("sending reply %s to %s, left unsent by a crash", message.id, message.phone)
                     self.send_in_order(
-                        message.phone, language, [(message.id, message.phone, message.body, message.media, "")]
+                        message.phone, language, [(message.id, message.phone, message.body, message.media, "")], touched
                     )
             except SQLAlchemyError:
                 logger.exception("the resend sweep could not read the message log")

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_API_BASE = "https://api.twilio.com"
 OUTSIDE_WINDOW = 63016  # "Failed to send freeform message because you are outside the allowed window"
 MAX_BODY = 1600  # Twilio's limit for one WhatsApp message body
+REQUEST_SECONDS = 15  # one request to Twilio, at most
 
 
 class SendError(Exception):
@@ -65,9 +66,14 @@ class TwilioSender:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 auth=aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token),
-                timeout=aiohttp.ClientTimeout(total=15),
+                timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS),
             )
         return self._session
+
+    def longest_send_seconds(self) -> float:
+        """How long `send` can take at most: every attempt timing out, and the backoffs between them."""
+        attempts = self.config.max_attempts
+        return attempts * REQUEST_SECONDS + self.config.backoff_seconds * (2 ** (attempts - 1) - 1)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -9,9 +9,11 @@ import dataclasses
 import datetime as dt
 import socket
 import threading
+import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import pytest
 import requests
@@ -310,15 +312,20 @@ def test_the_rasa_channel_refuses_a_second_way_in_only_for_a_while(monkeypatch: 
 
 
 @contextmanager
-def fake_twilio(refuse: tuple[int, ...] = ()) -> Iterator[tuple[str, list[dict]]]:
+def fake_twilio(
+    refuse: tuple[int, ...] = (), meanwhile: Optional[Callable[[int], None]] = None
+) -> Iterator[tuple[str, list[dict]]]:
     """Twilio's Messages API as far as the ingest uses it (its servers cannot
     run here): records each request's form and answers 201 with a new SID,
     or, for the requests numbered in `refuse` (from 1), 400 with error 21211
-    (an invalid 'To' number: permanent, not retried)."""
+    (an invalid 'To' number: permanent, not retried). `meanwhile(n)` runs
+    before request n is answered (what happens while it is under way)."""
     received: list[dict] = []
 
     async def messages(request: web.Request) -> web.Response:
         received.append({"path": request.path, "form": dict(await request.post())})
+        if meanwhile is not None:
+            meanwhile(len(received))
         if len(received) in refuse:
             return web.json_response({"code": 21211, "message": "Invalid 'To' Phone Number"}, status=400)
         return web.json_response({"sid": f"SM{len(received):032d}", "status": "queued"}, status=201)
@@ -468,6 +475,107 @@ def test_with_twilio_replies_a_crash_left_unsent_are_sent_once_in_order_by_the_n
     assert resent == [("primera", "queued", f"SM{1:032d}", None), ("segunda", "queued", f"SM{2:032d}", None)]
     assert [status for _, status, _, _ in outbound_rows(ledger_url, "+525553000008")] == ["sending"]
     assert [status for _, status, _, _ in outbound_rows(ledger_url, "+525553000009")] == ["queued"]
+
+
+def slow_twilio_turn(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, phone: str, meanwhile: Callable[[int], None]
+) -> tuple[list[dict], list[tuple]]:
+    """Two replies through an ingest in Twilio mode whose clock jumps an hour
+    while Twilio takes the first (`meanwhile` runs then too): the second is
+    held past its renewal time. The requests Twilio got, and the replies as
+    logged once the first one's outcome is recorded (after every send of the turn)."""
+    offset = [0.0]
+    monkeypatch.setattr(ingest_module, "time", types.SimpleNamespace(monotonic=lambda: time.monotonic() + offset[0]))
+
+    def slow(number: int) -> None:
+        meanwhile(number)
+        if number == 1:
+            offset[0] += 3600
+
+    replies = [{"phone": phone, "body": f"respuesta {n}", "media": [], "sender": "bot"} for n in (1, 2)]
+    with fake_twilio(meanwhile=slow) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
+        with running_ingest(ledger_url, monkeypatch, rasa_url, twilio_settings(twilio_url)) as base:
+            url = base + "/webhooks/whatsapp/webhook"
+            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
+            for _ in range(200):
+                logged = outbound_rows(ledger_url, phone)
+                if logged and logged[0][1] != "sending":
+                    break
+                threading.Event().wait(0.05)
+    return sent, logged
+
+
+def logged_ids(database_url: str, phone: str) -> list[int]:
+    with session_scope(database_url) as session:
+        query = select(Message.id).where(Message.direction == "outbound", Message.phone == phone).order_by(Message.id)
+        return list(session.execute(query).scalars())
+
+
+def test_with_twilio_a_reply_another_ingests_sweep_claimed_is_left_to_it(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio is slow, so a reply waits long behind the debtor's earlier one,
+    and another ingest's resend sweep (Twilio's fallback URL points at a
+    second ingest) claims it meanwhile. Before sending it, the ingest renews
+    what it holds, finds it claimed, and leaves it to that sweep: the debtor
+    gets it once, not twice."""
+    from cobrador.ledger import messages as message_log
+
+    phone = "+525553000010"
+
+    def other_sweep(number: int) -> None:
+        if number == 1:
+            with session_scope(ledger_url) as session:
+                second = logged_ids(ledger_url, phone)[1]
+                assert message_log.claim_unsent(session, second, message_log.utcnow() + dt.timedelta(seconds=1))
+
+    sent, logged = slow_twilio_turn(ledger_url, monkeypatch, phone, other_sweep)
+    assert [request["form"]["Body"] for request in sent] == ["respuesta 1"]
+    assert logged == [("respuesta 1", "queued", f"SM{1:032d}", None), ("respuesta 2", "sending", None, None)]
+
+
+def test_with_twilio_replies_held_long_are_renewed_so_no_sweep_takes_them(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same slow Twilio, no sweep yet: the ingest renews the replies it
+    holds before it sends the second, so a sweep that then looks for replies
+    untouched since the first went under way finds none (without the renewal
+    it takes both: the one sent and the one being sent)."""
+    from cobrador.ledger import messages as message_log
+
+    phone = "+525553000011"
+    under_way: list[dt.datetime] = []
+    taken: list[list[int]] = []
+
+    def sweep_after_renewal(number: int) -> None:
+        if number == 1:
+            under_way.append(message_log.utcnow())
+        if number == 2:
+            with session_scope(ledger_url) as session:
+                stale = message_log.unsent_outbound(session, under_way[0])
+                taken.append([m.id for m in stale if message_log.claim_unsent(session, m.id, under_way[0])])
+
+    sent, logged = slow_twilio_turn(ledger_url, monkeypatch, phone, sweep_after_renewal)
+    assert taken == [[]]
+    assert [request["form"]["Body"] for request in sent] == ["respuesta 1", "respuesta 2"]
+    assert logged == [("respuesta 1", "queued", f"SM{1:032d}", None), ("respuesta 2", "queued", f"SM{2:032d}", None)]
+
+
+def test_replies_are_renewed_only_when_held_long_and_well_before_a_sweep_would_take_them() -> None:
+    """With the defaults (a 5-minute sweep; four attempts of at most 15 s a
+    send) a turn's replies are renewed only after about two minutes, and what
+    may follow a renewal (a send, its template fallback, recording the
+    outcomes) ends before the sweep could take them."""
+    ingest = Ingest(twilio_settings("http://127.0.0.1:1"), "http://127.0.0.1:1")
+    try:
+        assert ingest.sender is not None and ingest.unsent_after == 300
+        assert ingest.sender.longest_send_seconds() == 4 * 15 + 0.5 * (1 + 2 + 4)
+        after_renewal = 2 * ingest.sender.longest_send_seconds() + sum(ingest_module.OUTCOME_DELAYS)
+        assert 120 < ingest.renew_after and ingest.renew_after + after_renewal < ingest.unsent_after
+    finally:
+        ingest.pool.shutdown()
 
 
 def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_worker_is_gone(
