@@ -665,7 +665,8 @@ class WhatsAppInput(InputChannel):
                 self.in_flight.discard(inbound.sid)
             self._answered(inbound.sid)
             replies = [{"phone": p, "body": b, "media": m, "sender": s} for p, b, m, s in outbox]
-            return response.json({"messages": replies})
+            # With the model that ran the turn: the ingest keeps its NLU worker on it.
+            return response.json({"messages": replies, "model": getattr(agent, "model_id", None)})
 
         @hook.route("/status", methods=["POST"])
         async def status(request: Request) -> HTTPResponse:

@@ -77,7 +77,7 @@ from cobrador.whatsapp.channel import (
 )
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import TwilioSender
-from cobrador.whatsapp.understanding import Understanding, parsed
+from cobrador.whatsapp.understanding import Understanding, file_stamp, parsed
 from cobrador.whatsapp.understanding import enabled as parse_ahead_enabled
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ def _store_failed() -> web.Response:
 # in all); after that the Rasa channel's sweep picks the message up.
 RETRY_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
+
+# Seconds between looks at the model file while the NLU worker is stopped
+# (a new worker starts once the file changes).
+LOOK_EVERY = 30.0
 
 ACK, MEDIA, TURN = 0, 1, 2  # priorities on the ingest's database threads
 Logged = tuple[int, str, str, list, str]  # a reply logged to be sent: id, phone, body, media, sender
@@ -246,6 +250,8 @@ class Ingest:
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
+        self.look_every = LOOK_EVERY
+        self.next_look = 0.0
         self.storing: set[str] = set()  # senders with a message being stored claimed
         self.tasks: set[asyncio.Task] = set()
 
@@ -495,6 +501,7 @@ class Ingest:
                 async with self.http.post(self.rasa_url + PROCESS_PATH, data=body, headers=headers) as answer:
                     if answer.status == 200:
                         payload = await answer.json()
+                        self._follow(payload.get("model"))
                         return [(m["phone"], m["body"], m["media"], m["sender"]) for m in payload["messages"]]
                     if answer.status in (404, 502, 503):  # Rasa (re)starting or behind a proxy that is
                         continue
@@ -514,6 +521,40 @@ class Ingest:
         logger.error("Rasa did not take %s; it is given back to the channel's sweep", inbound.sid)
         await self.pool.run(TURN, release_claim, inbound.sid)
         return None
+
+    def _follow(self, model: Any) -> None:
+        """Keeps the NLU worker on the model Rasa runs (`model`, the id Rasa
+        answered a turn with), so parse-ahead survives a new model (Rasa
+        ignores parses made by another). The worker's model differs: if the
+        model file changed since the worker loaded it, a new worker loads it;
+        if not, the file holds another model than Rasa's, and the worker
+        stops (its parses would all be thrown away) until the file changes."""
+        worker = self.understanding
+        if worker is None or not isinstance(model, str):
+            return
+        if worker.model_id is not None:
+            if worker.model_id == model:
+                return
+            if file_stamp(worker.model) == worker.stamp:
+                logger.warning(
+                    "Rasa runs model %s but %s holds model %s: nothing is parsed ahead until that file changes",
+                    model, worker.model, worker.model_id,
+                )  # fmt: skip
+                worker.close()
+                return
+            self._restart_worker("the model file changed")
+        elif worker.process is None and self.clock() >= self.next_look:  # stopped (or gone)
+            self.next_look = self.clock() + self.look_every
+            if file_stamp(worker.model) != worker.stamp:
+                self._restart_worker("the model file changed")
+
+    def _restart_worker(self, why: str) -> None:
+        old = self.understanding
+        assert old is not None
+        logger.info("%s: a new NLU worker loads %s", why, old.model)
+        old.close()
+        self.understanding = Understanding(old.model, old.most_waiting)
+        self.understanding.start()
 
     def _spawn(self, coroutine) -> asyncio.Task:  # noqa: ANN001
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -17,7 +17,9 @@ worker is not ready, busy, or gone, Rasa parses as it always does, so the
 worker can only make a turn cheaper, never different. (It can parse ahead of
 the turn because this model's NLU reads the text alone, not the conversation:
 the test suite checks the parse equals Rasa's own, in the middle of a
-conversation.)
+conversation.) Rasa answers each turn with its model's id, and the ingest
+keeps the worker on that model (`Ingest._follow`): a new model in the file
+is loaded by a new worker.
 
 The worker is a separate process (spawned: no state shared with the ingest's
 threads), so its CPU never holds the ingest's event loop, and the
@@ -76,10 +78,12 @@ class Understanding:
         self.connection: Any = None
         self.asked: collections.deque[concurrent.futures.Future] = collections.deque()
         self.lock = threading.Lock()  # a text is asked and its future queued together
+        self.stamp: Optional[tuple[int, int, int]] = None  # the model file's, when the worker started
 
     def start(self) -> None:
         """Starts the worker and has it load the model (in the background)."""
-        if not self.model.is_file():
+        self.stamp = file_stamp(self.model)
+        if self.stamp is None:
             logger.warning("no model at %s: Rasa parses every message itself", self.model)
             return
         context = multiprocessing.get_context("spawn")  # nothing shared with the ingest's threads
@@ -157,6 +161,18 @@ class Understanding:
             process.kill()  # its end of the pipe closes: the reader stops
         if connection is not None:
             connection.close()
+
+
+def file_stamp(path: Path) -> Optional[tuple[int, int, int]]:
+    """What changes when a file is rewritten or replaced (modified time, size,
+    inode); None if there is no such file."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None
+    return status.st_mtime_ns, status.st_size, status.st_ino
 
 
 def _settle(future: concurrent.futures.Future, answer: Any) -> None:

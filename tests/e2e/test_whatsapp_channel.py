@@ -341,7 +341,9 @@ def test_rasa_takes_a_parse_made_ahead_only_from_its_own_model_for_that_text(sta
         return {"model": model, "data": data}
 
     taken, other_model, other_text = "+525550000121", "+525550000122", "+525550000123"
-    assert process(stack, taken, "hola", crafted(model_id, "hola")).status_code == 200
+    answer = process(stack, taken, "hola", crafted(model_id, "hola"))
+    assert answer.status_code == 200
+    assert answer.json()["model"] == model_id  # the ingest keeps its NLU worker on it
     assert process(stack, other_model, "hola", crafted("not-" + model_id, "hola")).status_code == 200
     assert process(stack, other_text, "hola", crafted(model_id, "adiós")).status_code == 200
     assert [parse["intent"]["name"] for parse in user_parses(stack, taken)] == ["goodbye"]

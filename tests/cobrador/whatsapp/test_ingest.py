@@ -7,12 +7,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import io
+import json
+import shutil
 import socket
+import tarfile
 import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import pytest
@@ -233,16 +238,17 @@ def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
 
 
 @contextmanager
-def fake_rasa(status: int, replies: list[dict]) -> Iterator[tuple[str, list[dict]]]:
+def fake_rasa(status: int, replies: list[dict], model: Optional[list[str]] = None) -> Iterator[tuple[str, list[dict]]]:
     """A stand-in for the Rasa channel's /process: answers every forward with
-    `status` (and `replies`), and keeps what it was sent."""
+    `status` (and `replies`, and the id in `model[0]` as the model it runs,
+    if given), and keeps what it was sent."""
     received: list[dict] = []
 
     async def process(request: web.Request) -> web.Response:
         received.append(await request.json())
         if status != 200:
             return web.Response(status=status, text="already answered")
-        return web.json_response({"messages": replies})
+        return web.json_response({"messages": replies, **({"model": model[0]} if model else {})})
 
     app = web.Application()
     app.router.add_post("/webhooks/whatsapp/process", process)
@@ -620,3 +626,85 @@ def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_wor
     assert [parse["data"]["text"] for parse in ahead] == ["te pago el viernes", "no me alcanza"]  # as Rasa reads it
     assert all(isinstance(parse["data"]["intent"]["name"], str) for parse in ahead)
     assert [("parse" in m) for m in received[2:]] == [False, False]
+
+
+def model_with_id(source: Path, target: Path, model_id: str) -> None:
+    """`source`, a trained model, written to `target` as a model with another id
+    (as retraining gives), through a temporary file renamed into place."""
+    partial = target.with_name(target.name + ".partial")
+    with tarfile.open(source, "r:gz") as old, tarfile.open(partial, "w:gz") as new:
+        for member in old.getmembers():
+            content = old.extractfile(member) if member.isfile() else None
+            if member.name == "metadata.json":
+                assert content is not None
+                metadata = json.load(content)
+                metadata["model_id"] = model_id
+                data = json.dumps(metadata).encode("utf-8")
+                member.size = len(data)
+                content = io.BytesIO(data)
+            new.addfile(member, content)
+    partial.replace(target)
+
+
+def test_the_nlu_worker_follows_the_model_rasa_runs(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Rasa is given a new model (retrained into the same file): from Rasa's
+    answers the ingest learns that its worker parses with another model, and a
+    new worker loads the file, so the parses Rasa can use come back. A file
+    that holds another model than Rasa's stops the worker (Rasa would throw
+    every parse away) until the file changes."""
+    from tests.support import trained_model, until_loaded
+
+    monkeypatch.setattr(ingest_module, "LOOK_EVERY", 0.0)
+    model_file = tmp_path / "model.tar.gz"
+    shutil.copy(trained_model(), model_file)
+    with tarfile.open(model_file, "r:gz") as tar:
+        first = json.load(tar.extractfile("metadata.json"))["model_id"]
+    second, third = "b" * 32, "c" * 32
+    rasa_runs = [first]
+    phone = "+525553000012"
+    reply = {"phone": phone, "body": "¡Hola!", "media": [], "sender": "bot"}
+    understanding = Understanding(model_file)
+    with (
+        fake_rasa(200, [reply], rasa_runs) as (rasa_url, received),
+        running_ingest(ledger_url, monkeypatch, rasa_url, understanding=understanding) as base,
+    ):
+        url = base + "/webhooks/whatsapp/webhook"
+
+        def parsed_with(text: str) -> Optional[str]:
+            """The model the message's parse ahead came from (None: no parse)."""
+            fields, signature = signed_form(TOKEN, url, twilio_fields(phone, text, []))
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
+            assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+            forward = received[-1]
+            assert forward["sid"] == fields["MessageSid"]
+            return forward["parse"]["model"] if "parse" in forward else None
+
+        def parse_ahead(seconds: float = 120) -> str:
+            deadline = time.monotonic() + seconds
+            while True:
+                state = requests.get(base + "/webhooks/whatsapp/", timeout=10).json()["parse_ahead"]
+                if state != "loading" or time.monotonic() > deadline:
+                    return state
+                threading.Event().wait(0.1)
+
+        until_loaded(understanding)
+        assert parsed_with("hola") == first
+        # Retrained: a new model in the same file, and Rasa restarted on it.
+        model_with_id(model_file, model_file, second)
+        rasa_runs[0] = second
+        assert parsed_with("no me alcanza") == first  # asked before Rasa said; Rasa parses it itself
+        assert parse_ahead() == "ready"
+        assert parsed_with("te pago el viernes") == second
+        # Rasa on a model the file does not hold: the worker stops...
+        rasa_runs[0] = third
+        assert parsed_with("sí") == second
+        assert parse_ahead() == "off"
+        assert parsed_with("ok") is None
+        # ...until the file changes.
+        model_with_id(model_file, model_file, third)
+        assert parsed_with("gracias") is None
+        assert parse_ahead() == "ready"
+        assert parsed_with("hola otra vez") == third
