@@ -26,8 +26,13 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   echo "stopping..." >&2
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  wait
+  # Last started, first stopped, each in turn: the ingest goes before Rasa and
+  # the actions, so the turns under way end (it waits up to
+  # COBRADOR_DRAIN_SECONDS, 8, for them) while those still answer.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null
+    wait "${pids[i]}" 2>/dev/null
+  done
 }
 trap stop INT TERM EXIT
 

@@ -251,6 +251,7 @@ class Ingest:
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
         self.look_every = LOOK_EVERY
+        self.drain_seconds = float(os.environ.get("COBRADOR_DRAIN_SECONDS", "8"))
         self.next_look = 0.0
         self.storing: set[str] = set()  # senders with a message being stored claimed
         self.tasks: set[asyncio.Task] = set()
@@ -274,6 +275,7 @@ class Ingest:
             self._spawn(self._resend())
 
     async def _stop(self, app: web.Application) -> None:
+        await self._drain()
         for task in list(self.tasks):
             task.cancel()
         if self.http is not None:
@@ -283,6 +285,23 @@ class Ingest:
         self.pool.shutdown()
         if self.understanding is not None:
             self.understanding.close()
+
+    async def _drain(self) -> None:
+        """On the way out (a restart, a deploy: aiohttp takes no more requests
+        by now), lets the turns under way end and their replies go, for up to
+        `COBRADOR_DRAIN_SECONDS` (8: inside the 10 s Docker and systemd give
+        before killing), instead of cutting them off: a message cut off mid-turn
+        stays claimed until the stale-claim sweep takes it, 15 minutes later."""
+        deadline = self.clock() + self.drain_seconds
+        while True:
+            under_way = [task for task in (*self.chains.values(), *self.sending.values()) if not task.done()]
+            left = deadline - self.clock()
+            if not under_way or left <= 0:
+                break
+            logger.info("waiting for %s turns and sends under way (%.0f s at most)", len(under_way), left)
+            await asyncio.wait(under_way, timeout=left)  # a turn may start its replies' sends: looked at again
+        if under_way:
+            logger.warning("%s turns or sends cut off on the way out; the sweeps take them up", len(under_way))
 
     async def health(self, request: web.Request) -> web.Response:
         # parse_ahead: "ready", "loading" (the worker is loading the model) or

@@ -238,14 +238,17 @@ def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
 
 
 @contextmanager
-def fake_rasa(status: int, replies: list[dict], model: Optional[list[str]] = None) -> Iterator[tuple[str, list[dict]]]:
+def fake_rasa(
+    status: int, replies: list[dict], model: Optional[list[str]] = None, seconds: float = 0.0
+) -> Iterator[tuple[str, list[dict]]]:
     """A stand-in for the Rasa channel's /process: answers every forward with
     `status` (and `replies`, and the id in `model[0]` as the model it runs,
-    if given), and keeps what it was sent."""
+    if given) after `seconds` (the turn), and keeps what it was sent."""
     received: list[dict] = []
 
     async def process(request: web.Request) -> web.Response:
         received.append(await request.json())
+        await asyncio.sleep(seconds)
         if status != 200:
             return web.Response(status=status, text="already answered")
         return web.json_response({"messages": replies, **({"model": model[0]} if model else {})})
@@ -708,3 +711,37 @@ def test_the_nlu_worker_follows_the_model_rasa_runs(
         assert parsed_with("gracias") is None
         assert parse_ahead() == "ready"
         assert parsed_with("hola otra vez") == third
+
+
+@pytest.mark.parametrize("drain", [10.0, 0.3])
+def test_on_the_way_out_the_ingest_lets_the_turns_under_way_end_for_a_while(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, drain: float
+) -> None:
+    """A restart (a deploy) while a turn is in Rasa: the ingest stops taking
+    webhooks but waits for the turn, and records its replies, so the message
+    is not left claimed for the stale-claim sweep's 15 minutes. It waits no
+    longer than COBRADOR_DRAIN_SECONDS, however long the turn."""
+    monkeypatch.setenv("COBRADOR_DRAIN_SECONDS", str(drain))
+    phone = "+525553000013"
+    reply = {"phone": phone, "body": "¡Hola! Ya te atiendo.", "media": [], "sender": "bot"}
+    with fake_rasa(200, [reply], seconds=1.5) as (rasa_url, received):
+        with running_ingest(ledger_url, monkeypatch, rasa_url) as base:
+            url = base + "/webhooks/whatsapp/webhook"
+            fields, signature = signed_form(TOKEN, url, twilio_fields(phone, "hola", []))
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
+            for _ in range(100):
+                if received:
+                    break
+                threading.Event().wait(0.02)
+            assert received, "the turn never reached Rasa"
+            stopping = time.monotonic()
+        stopped = time.monotonic() - stopping
+        threading.Event().wait(max(0.0, 1.6 - stopped))  # the stand-in's turn ends before it goes
+    status = inbound_statuses(ledger_url)[fields["MessageSid"]]
+    if drain > 1.5:
+        assert (status, stopped) == ("processed", pytest.approx(1.5, abs=1.0))
+        assert outbound_rows(ledger_url, phone) == [(reply["body"], "queued", None, None)]
+    else:
+        assert (status, stopped) == ("processing", pytest.approx(drain, abs=0.7))  # for the sweep
+        assert outbound_rows(ledger_url, phone) == []
