@@ -540,6 +540,11 @@ class WhatsAppInput(InputChannel):
         # "processed" mark is written. (Only for a while: a message whose
         # answer could not be recorded is still taken over by the sweep.)
         self.answered: OrderedDict[str, float] = OrderedDict()
+        # The replies of the turns run for the ingest (`/process`), kept for
+        # half an hour: if the ingest died before recording them, the message
+        # stays claimed, and the stale-claim sweep records these instead of
+        # running the turn a second time.
+        self.given: OrderedDict[str, tuple[float, list[tuple[str, str, list, str]]]] = OrderedDict()
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
 
     @classmethod
@@ -552,9 +557,38 @@ class WhatsAppInput(InputChannel):
         while len(self.answered) > keep:
             self.answered.popitem(last=False)
 
+    def _gave(self, sid: str, replies: list[tuple[str, str, list, str]], keep: int = 10_000) -> None:
+        self.given[sid] = (time.monotonic(), replies)
+        self.given.move_to_end(sid)
+        while len(self.given) > keep:
+            self.given.popitem(last=False)
+
+    def _given(self, sid: str, seconds: float = 1800.0) -> Optional[list[tuple[str, str, list, str]]]:
+        """The replies a turn run for the ingest gave, if it ran in the last `seconds`."""
+        given = self.given.get(sid)
+        return given[1] if given is not None and time.monotonic() - given[0] < seconds else None
+
     def _just_answered(self, sid: str, seconds: float = 120.0) -> bool:
         when = self.answered.get(sid)
         return when is not None and time.monotonic() - when < seconds
+
+    async def record_given(self, sid: str, language: str, replies: list[tuple[str, str, list, str]]) -> None:
+        """Records the replies that the turn of message `sid` gave an ingest
+        that died before recording them, with the message's "processed" mark:
+        into the outbox (local mode), or logged `sending` with the mark and
+        then sent in order (Twilio; a crash meanwhile leaves them to the
+        ingest's resend sweep), as the ingest does."""
+        logger.warning("%s: recording the replies its turn gave an ingest that died", sid)
+        if self.sender is None:
+            await asyncio.to_thread(finish_turn, sid, replies)
+            return
+        [(ids, _)] = await asyncio.to_thread(finish_turns_to_send, [sid], [replies])
+        output = WhatsAppOutput(self.settings, self.sender, language)
+        outcomes = [
+            await output.send_logged(message_id, phone, body, [m["url"] for m in media])
+            for message_id, (phone, body, media, _) in zip(ids, replies, strict=True)
+        ]
+        await asyncio.to_thread(record_outcomes, [outcomes])
 
     @classmethod
     def from_credentials(cls, credentials: Optional[dict[str, Any]]) -> WhatsAppInput:
@@ -567,7 +601,11 @@ class WhatsAppInput(InputChannel):
         hook = Blueprint("whatsapp_webhook", __name__)
 
         async def process(inbound: Inbound, recovered: bool = False, take_over: Optional[float] = None) -> None:
-            if inbound.sid in self.in_flight or self._just_answered(inbound.sid):
+            if inbound.sid in self.in_flight:
+                return
+            # Not twice in a row; but taking over a stale claim whose turn ran
+            # here for an ingest only records the replies given then.
+            if self._just_answered(inbound.sid) and (take_over is None or self._given(inbound.sid) is None):
                 return
             self.in_flight.add(inbound.sid)
             try:
@@ -576,7 +614,12 @@ class WhatsAppInput(InputChannel):
                         language = await asyncio.to_thread(_take_over, inbound.sid, take_over)
                     else:
                         language = await asyncio.to_thread(claim_for_turn, inbound.sid, inbound.phone, recovered)
-                    if language is not None:  # None: answered or being answered elsewhere
+                    if language is None:  # answered or being answered elsewhere
+                        return
+                    given = self._given(inbound.sid) if take_over is not None else None
+                    if given is not None:  # ran here for an ingest that died before recording it
+                        await self.record_given(inbound.sid, language, given)
+                    else:
                         await run_turn(inbound, language, recovered)
             finally:
                 self.in_flight.discard(inbound.sid)
@@ -664,6 +707,7 @@ class WhatsAppInput(InputChannel):
             finally:
                 self.in_flight.discard(inbound.sid)
             self._answered(inbound.sid)
+            self._gave(inbound.sid, outbox)
             replies = [{"phone": p, "body": b, "media": m, "sender": s} for p, b, m, s in outbox]
             # With the model that ran the turn: the ingest keeps its NLU worker on it.
             return response.json({"messages": replies, "model": getattr(agent, "model_id", None)})
@@ -716,8 +760,12 @@ class WhatsAppInput(InputChannel):
         """Picks up messages stored but never answered, so nothing waits for the
         next restart: `received` ones whose hand-over failed (Rasa was down
         longer than the ingest's retries), and `processing` ones held for
-        longer than COBRADOR_STALE_CLAIM_SECONDS (15 min; an ingest that died)."""
-        stale_claim = float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", "900"))
+        longer than COBRADOR_STALE_CLAIM_SECONDS (3 min; an ingest that died).
+        A live ingest holds a claim for less: its hand-over gives up on Rasa
+        after two minutes, and a turn still running here is in `in_flight`.
+        If the turn ran here for the ingest that died, the replies it gave are
+        recorded (`given`); otherwise it runs."""
+        stale_claim = float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", "180"))
         while True:
             await asyncio.sleep(self.sweep_seconds)
             try:

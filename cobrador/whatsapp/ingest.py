@@ -291,7 +291,7 @@ class Ingest:
         by now), lets the turns under way end and their replies go, for up to
         `COBRADOR_DRAIN_SECONDS` (8: inside the 10 s Docker and systemd give
         before killing), instead of cutting them off: a message cut off mid-turn
-        stays claimed until the stale-claim sweep takes it, 15 minutes later."""
+        stays claimed until the stale-claim sweep takes it, minutes later."""
         deadline = self.clock() + self.drain_seconds
         while True:
             under_way = [task for task in (*self.chains.values(), *self.sending.values()) if not task.done()]

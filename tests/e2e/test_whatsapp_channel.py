@@ -299,6 +299,38 @@ def test_a_message_an_ingest_died_holding_is_taken_over_after_the_stale_claim_ti
     assert outbound_count(stack, phone) == before + len(replies)
 
 
+def test_replies_rasa_gave_an_ingest_that_died_are_recorded_by_the_sweep_not_made_again(stack) -> None:
+    """The ingest stored a message claimed and forwarded it; Rasa ran the turn
+    and answered; the ingest died before recording the replies. Once the claim
+    is stale the sweep records the replies Rasa gave then: the debtor gets
+    that turn's answer, and the turn does not run a second time."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    phone = "+525550000125"
+    sid = "SM" + "f" * 32
+    before = outbound_count(stack, phone)
+    with session_scope(stack.database_url) as session:
+        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
+    body = json.dumps({"sid": sid, "phone": phone, "body": "hola", "language": "es"}).encode()
+    headers = {"X-Cobrador-Signature": forward_signature(forward_key(LOCAL_TOKEN), body)}
+    answer = requests.post(stack.rasa_url + "/webhooks/whatsapp/process", data=body, headers=headers, timeout=30)
+    assert answer.status_code == 200
+    given = [reply["body"] for reply in answer.json()["messages"]]
+    assert given
+    with session_scope(stack.database_url) as session:  # the ingest died; its claim is stale
+        session.execute(
+            update(Message)
+            .where(Message.provider_sid == sid)
+            .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+        )
+    processed(stack, phone, sid, timeout=30)
+    assert [reply.body for reply in replies_after(stack, phone, before)] == given
+    user_turns = [event for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
+    assert [event["message_id"] for event in user_turns] == [sid]
+
+
 def rasa_tracker(stack, phone: str) -> dict:
     from tests.e2e.test_rasa_api import SECRET, token
 

@@ -228,7 +228,7 @@ def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rasa never answers here: a message stored claimed must not stay
-    `processing` (the sweep would wait 15 minutes for it); it goes back to
+    `processing` (the sweep would wait minutes for it); it goes back to
     `received`, which the Rasa channel's sweep answers within 30 s."""
     with running_ingest(ledger_url, monkeypatch) as base:
         url = base + "/webhooks/whatsapp/webhook"
@@ -587,6 +587,42 @@ def test_replies_are_renewed_only_when_held_long_and_well_before_a_sweep_would_t
         ingest.pool.shutdown()
 
 
+def test_with_twilio_the_replies_a_turn_gave_an_ingest_that_died_are_logged_processed_and_sent_in_order(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the Rasa channel's stale-claim sweep does with a turn it ran for an
+    ingest that died before recording it (Twilio mode): the replies Rasa gave
+    then are logged with the message's "processed" mark and sent in order,
+    each logged with its SID."""
+    from cobrador.ledger import messages as message_log
+    from cobrador.whatsapp.channel import WhatsAppInput
+
+    monkeypatch.setenv("DATABASE_URL", ledger_url)
+    phone, sid = "+525553000014", "SM" + "9" * 32
+    with session_scope(ledger_url) as session:
+        assert message_log.record_inbound(session, sid, phone, "mi estado de cuenta", [], status="processing")
+    statement = "https://bot.example/webhooks/whatsapp/media/token"
+    given = [(phone, "Aquí tienes tu estado de cuenta.", [], "bot"), (phone, "", [{"url": statement}], "bot")]
+    with fake_twilio() as (twilio_url, sent):
+        channel = WhatsAppInput(twilio_settings(twilio_url))
+
+        async def record() -> None:
+            assert channel.sender is not None
+            try:
+                await channel.record_given(sid, "es", given)
+            finally:
+                await channel.sender.close()
+
+        asyncio.run(record())
+    assert [(r["form"].get("Body"), r["form"].get("MediaUrl")) for r in sent] == [
+        ("Aquí tienes tu estado de cuenta.", None), (None, statement),
+    ]  # fmt: skip
+    assert outbound_rows(ledger_url, phone) == [
+        ("Aquí tienes tu estado de cuenta.", "queued", f"SM{1:032d}", None), ("", "queued", f"SM{2:032d}", None),
+    ]  # fmt: skip
+    assert inbound_statuses(ledger_url)[sid] == "processed"
+
+
 def test_the_forward_carries_the_nlu_workers_parse_and_goes_without_once_the_worker_is_gone(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -719,7 +755,7 @@ def test_on_the_way_out_the_ingest_lets_the_turns_under_way_end_for_a_while(
 ) -> None:
     """A restart (a deploy) while a turn is in Rasa: the ingest stops taking
     webhooks but waits for the turn, and records its replies, so the message
-    is not left claimed for the stale-claim sweep's 15 minutes. It waits no
+    is not left claimed for the stale-claim sweep's minutes. It waits no
     longer than COBRADOR_DRAIN_SECONDS, however long the turn."""
     monkeypatch.setenv("COBRADOR_DRAIN_SECONDS", str(drain))
     phone = "+525553000013"
