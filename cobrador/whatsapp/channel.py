@@ -545,6 +545,7 @@ class WhatsAppInput(InputChannel):
         # stays claimed, and the stale-claim sweep records these instead of
         # running the turn a second time.
         self.given: OrderedDict[str, tuple[float, list[tuple[str, str, list, str]]]] = OrderedDict()
+        self.turns_running: set[asyncio.Future] = set()
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
 
     @classmethod
@@ -699,15 +700,29 @@ class WhatsAppInput(InputChannel):
             agent = getattr(request.app.ctx, "agent", None)
             message.parse_data = usable(payload.get("parse"), getattr(agent, "model_id", None), message.text)
             self.in_flight.add(inbound.sid)
+
+            async def turn() -> None:
+                try:
+                    await on_new_message(message)
+                finally:
+                    self.in_flight.discard(inbound.sid)
+                self._answered(inbound.sid)
+                self._gave(inbound.sid, outbox)
+
+            # Shielded: if the ingest goes away mid-turn (it died, or gave up
+            # waiting), Sanic cancels this handler, but the turn still ends
+            # here, never half done, and its replies are kept for the sweep.
+            running = asyncio.ensure_future(turn())
+            self.turns_running.add(running)  # referenced until done, even if this handler is not
+            running.add_done_callback(self.turns_running.discard)
             try:
-                await on_new_message(message)
+                await asyncio.shield(running)
+            except asyncio.CancelledError:
+                logger.warning("the ingest left during the turn of %s; its replies wait for the sweep", inbound.sid)
+                raise
             except Exception:  # noqa: BLE001 - it stays claimed; retried on restart
                 logger.exception("processing %s failed; it stays pending", inbound.sid)
                 return response.text("the turn failed", status=500)
-            finally:
-                self.in_flight.discard(inbound.sid)
-            self._answered(inbound.sid)
-            self._gave(inbound.sid, outbox)
             replies = [{"phone": p, "body": b, "media": m, "sender": s} for p, b, m, s in outbox]
             # With the model that ran the turn: the ingest keeps its NLU worker on it.
             return response.json({"messages": replies, "model": getattr(agent, "model_id", None)})

@@ -331,6 +331,45 @@ def test_replies_rasa_gave_an_ingest_that_died_are_recorded_by_the_sweep_not_mad
     assert [event["message_id"] for event in user_turns] == [sid]
 
 
+def test_a_turn_the_ingest_left_mid_way_still_ends_and_the_sweep_records_its_replies(stack) -> None:
+    """The ingest forwarded a message and went away before the answer (it
+    died, or gave up waiting): Rasa still ends the turn, never half done, and
+    keeps its replies; once the claim is stale the sweep records them rather
+    than running the turn again."""
+    import datetime as dt
+    import socket
+    from urllib.parse import urlsplit
+
+    from sqlalchemy import update
+
+    phone = "+525550000126"
+    sid = "SM" + "7" * 32
+    before = outbound_count(stack, phone)
+    with session_scope(stack.database_url) as session:
+        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
+    body = json.dumps({"sid": sid, "phone": phone, "body": "hola", "language": "es"}).encode()
+    rasa = urlsplit(stack.rasa_url)
+    head = (
+        f"POST /webhooks/whatsapp/process HTTP/1.1\r\nHost: {rasa.netloc}\r\nContent-Type: application/json\r\n"
+        f"X-Cobrador-Signature: {forward_signature(forward_key(LOCAL_TOKEN), body)}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((rasa.hostname, rasa.port), timeout=10) as connection:
+        connection.sendall(head.encode() + body)
+        time.sleep(0.05)  # the turn has started; the ingest goes away without the answer
+    with session_scope(stack.database_url) as session:  # its claim is stale
+        session.execute(
+            update(Message)
+            .where(Message.provider_sid == sid)
+            .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+        )
+    processed(stack, phone, sid, timeout=30)
+    assert replies_after(stack, phone, before)
+    user_turns = [event for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
+    assert [event["message_id"] for event in user_turns] == [sid]
+    assert f"{sid}: recording the replies its turn gave an ingest that died" in stack.rasa_log.read_text()
+
+
 def rasa_tracker(stack, phone: str) -> dict:
     from tests.e2e.test_rasa_api import SECRET, token
 
