@@ -506,8 +506,9 @@ class Ingest:
         While Rasa cannot be reached the claim is retried with backoff and then
         given back, so the channel's sweep (or start-up recovery) answers the
         message. If Rasa took the message but the answer was lost, the message
-        stays claimed and is answered after Rasa's next restart, never twice
-        in a row."""
+        stays claimed: the channel's stale-claim sweep records the replies the
+        turn gave (or, if Rasa restarted, its start-up recovery runs the turn),
+        never twice in a row."""
         assert self.http is not None
         forward = {**_as_json(inbound), "language": language}
         if parse is not None:
@@ -535,7 +536,7 @@ class Ingest:
                     return None
                 logger.warning("Rasa unreachable for %s (%s); retrying", inbound.sid, error)
             except asyncio.TimeoutError:
-                logger.error("Rasa took too long with %s; it is answered after Rasa restarts", inbound.sid)
+                logger.error("Rasa took too long with %s; the stale-claim sweep records its replies", inbound.sid)
                 return None
         logger.error("Rasa did not take %s; it is given back to the channel's sweep", inbound.sid)
         await self.pool.run(TURN, release_claim, inbound.sid)
