@@ -167,10 +167,9 @@ def pending_inbound(session: Session) -> list[LoggedMessage]:
 
 
 UNSENT_OUTBOUND = text(UNSENT_OUTBOUND_SQL)
-_CLAIM_UNSENT = text(
-    "UPDATE messages SET updated_at = :now WHERE id = :id AND direction = 'outbound' AND status = 'sending'"
-    " AND provider_sid IS NULL AND updated_at < :since"
-).bindparams(_NOW, bindparam("since", type_=_NOW.type))
+# The same condition as the unsent index's (one constant, no values in it).
+_TOUCH_UNSENT = f"UPDATE messages SET updated_at = :now WHERE id = :id AND {UNSENT_OUTBOUND_SQL}"  # noqa: S608
+_CLAIM_UNSENT = text(_TOUCH_UNSENT + " AND updated_at < :since").bindparams(_NOW, bindparam("since", type_=_NOW.type))
 
 
 def unsent_outbound(session: Session, older_than: dt.datetime, limit: int = 100) -> list[LoggedMessage]:
@@ -192,10 +191,9 @@ def claim_unsent(session: Session, message_id: int, older_than: dt.datetime) -> 
     return now if session.execute(_CLAIM_UNSENT, values).rowcount == 1 else None
 
 
-_RENEW_SENDING = text(
-    "UPDATE messages SET updated_at = :now WHERE id = :id AND direction = 'outbound' AND status = 'sending'"
-    " AND provider_sid IS NULL AND updated_at = :touched"
-).bindparams(_NOW, bindparam("touched", type_=_NOW.type))
+_RENEW_SENDING = text(_TOUCH_UNSENT + " AND updated_at = :touched").bindparams(
+    _NOW, bindparam("touched", type_=_NOW.type)
+)
 
 
 def renew_sending(session: Session, message_ids: Sequence[int], touched: dt.datetime) -> tuple[list[int], dt.datetime]:

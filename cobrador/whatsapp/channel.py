@@ -533,18 +533,17 @@ class WhatsAppInput(InputChannel):
         # everything else that shares its event loop.
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
         self.in_flight: set[str] = set()
-        # The messages this process answered in the last two minutes: a
-        # message can reach it by two ways (the ingest retrying for about a
-        # minute while Rasa restarts, and the start-up recovery or the sweep),
-        # and the second must not run the turn again before the first one's
-        # "processed" mark is written. (Only for a while: a message whose
-        # answer could not be recorded is still taken over by the sweep.)
-        self.answered: OrderedDict[str, float] = OrderedDict()
-        # The replies of the turns run for the ingest (`/process`), kept for
-        # half an hour: if the ingest died before recording them, the message
-        # stays claimed, and the stale-claim sweep records these instead of
+        # The messages this process answered lately (when, and for a turn run
+        # for the ingest the replies it gave). A message can reach it by two
+        # ways (the ingest retrying for about a minute while Rasa restarts,
+        # and the start-up recovery or the sweep), and the second must not run
+        # the turn again in the two minutes before the first one's "processed"
+        # mark is written (a message whose answer could not be recorded is
+        # still taken over by the sweep). And if the ingest died before
+        # recording the replies it was given, the message stays claimed, and
+        # the stale-claim sweep records them (kept for half an hour) instead of
         # running the turn a second time.
-        self.given: OrderedDict[str, tuple[float, list[tuple[str, str, list, str]]]] = OrderedDict()
+        self.answered: OrderedDict[str, tuple[float, Optional[list[tuple[str, str, list, str]]]]] = OrderedDict()
         self.turns_running: set[asyncio.Future] = set()
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
 
@@ -552,26 +551,23 @@ class WhatsAppInput(InputChannel):
     def name(cls) -> str:
         return "whatsapp"
 
-    def _answered(self, sid: str, keep: int = 10_000) -> None:
-        self.answered[sid] = time.monotonic()
+    def _answered(
+        self, sid: str, replies: Optional[list[tuple[str, str, list, str]]] = None, keep: int = 10_000
+    ) -> None:
+        """`sid` answered now (with the `replies` its turn gave the ingest, if it ran for it)."""
+        self.answered[sid] = (time.monotonic(), replies)
         self.answered.move_to_end(sid)
         while len(self.answered) > keep:
             self.answered.popitem(last=False)
 
-    def _gave(self, sid: str, replies: list[tuple[str, str, list, str]], keep: int = 10_000) -> None:
-        self.given[sid] = (time.monotonic(), replies)
-        self.given.move_to_end(sid)
-        while len(self.given) > keep:
-            self.given.popitem(last=False)
+    def _just_answered(self, sid: str, seconds: float = 120.0) -> bool:
+        answered = self.answered.get(sid)
+        return answered is not None and time.monotonic() - answered[0] < seconds
 
     def _given(self, sid: str, seconds: float = 1800.0) -> Optional[list[tuple[str, str, list, str]]]:
         """The replies a turn run for the ingest gave, if it ran in the last `seconds`."""
-        given = self.given.get(sid)
-        return given[1] if given is not None and time.monotonic() - given[0] < seconds else None
-
-    def _just_answered(self, sid: str, seconds: float = 120.0) -> bool:
-        when = self.answered.get(sid)
-        return when is not None and time.monotonic() - when < seconds
+        answered = self.answered.get(sid)
+        return answered[1] if answered is not None and time.monotonic() - answered[0] < seconds else None
 
     async def record_given(self, sid: str, language: str, replies: list[tuple[str, str, list, str]]) -> None:
         """Records the replies that the turn of message `sid` gave an ingest
@@ -706,8 +702,7 @@ class WhatsAppInput(InputChannel):
                     await on_new_message(message)
                 finally:
                     self.in_flight.discard(inbound.sid)
-                self._answered(inbound.sid)
-                self._gave(inbound.sid, outbox)
+                self._answered(inbound.sid, outbox)
 
             # Shielded: if the ingest goes away mid-turn (it died, or gave up
             # waiting), Sanic cancels this handler, but the turn still ends

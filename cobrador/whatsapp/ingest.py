@@ -562,16 +562,16 @@ class Ingest:
                 )  # fmt: skip
                 worker.close()
                 return
-            self._restart_worker("the model file changed")
+            self._restart_worker()
         elif worker.process is None and self.clock() >= self.next_look:  # stopped (or gone)
             self.next_look = self.clock() + self.look_every
             if file_stamp(worker.model) != worker.stamp:
-                self._restart_worker("the model file changed")
+                self._restart_worker()
 
-    def _restart_worker(self, why: str) -> None:
+    def _restart_worker(self) -> None:
         old = self.understanding
         assert old is not None
-        logger.info("%s: a new NLU worker loads %s", why, old.model)
+        logger.info("the model file changed: a new NLU worker loads %s", old.model)
         old.close()
         self.understanding = Understanding(old.model, old.most_waiting)
         self.understanding.start()

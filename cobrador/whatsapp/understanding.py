@@ -39,6 +39,7 @@ import json
 import logging
 import multiprocessing
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Optional
@@ -170,7 +171,7 @@ def file_stamp(path: Path) -> Optional[tuple[int, int, int]]:
         status = path.stat()
     except OSError:
         return None
-    if not path.is_file():
+    if not stat.S_ISREG(status.st_mode):
         return None
     return status.st_mtime_ns, status.st_size, status.st_ino
 

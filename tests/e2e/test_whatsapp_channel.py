@@ -277,21 +277,28 @@ def test_a_stored_message_whose_forward_was_lost_is_answered_by_the_sweep(stack)
     assert outbound_count(stack, phone) == before + len(replies)  # answered once
 
 
-def test_a_message_an_ingest_died_holding_is_taken_over_after_the_stale_claim_time(stack) -> None:
+def claimed_long_ago(stack, sid: str) -> None:
+    """Makes the claim on message `sid` an hour old: stale, for the channel's sweep."""
     import datetime as dt
 
     from sqlalchemy import update
+
+    with session_scope(stack.database_url) as session:
+        session.execute(
+            update(Message)
+            .where(Message.provider_sid == sid)
+            .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+        )
+
+
+def test_a_message_an_ingest_died_holding_is_taken_over_after_the_stale_claim_time(stack) -> None:
 
     phone = "+525550000119"
     sid = "SM" + "b" * 32
     before = outbound_count(stack, phone)
     with session_scope(stack.database_url) as session:  # claimed by an ingest that then died, long ago
         assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
-        session.execute(
-            update(Message)
-            .where(Message.provider_sid == sid)
-            .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
-        )
+    claimed_long_ago(stack, sid)
     processed(stack, phone, sid, timeout=30)
     replies = replies_after(stack, phone, before)
     assert len(replies) >= 1
@@ -304,9 +311,6 @@ def test_replies_rasa_gave_an_ingest_that_died_are_recorded_by_the_sweep_not_mad
     and answered; the ingest died before recording the replies. Once the claim
     is stale the sweep records the replies Rasa gave then: the debtor gets
     that turn's answer, and the turn does not run a second time."""
-    import datetime as dt
-
-    from sqlalchemy import update
 
     phone = "+525550000125"
     sid = "SM" + "f" * 32
@@ -319,12 +323,7 @@ def test_replies_rasa_gave_an_ingest_that_died_are_recorded_by_the_sweep_not_mad
     assert answer.status_code == 200
     given = [reply["body"] for reply in answer.json()["messages"]]
     assert given
-    with session_scope(stack.database_url) as session:  # the ingest died; its claim is stale
-        session.execute(
-            update(Message)
-            .where(Message.provider_sid == sid)
-            .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
-        )
+    claimed_long_ago(stack, sid)  # the ingest died; its claim is stale
     processed(stack, phone, sid, timeout=30)
     assert [reply.body for reply in replies_after(stack, phone, before)] == given
     user_turns = [event for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
@@ -336,11 +335,8 @@ def test_a_turn_the_ingest_left_mid_way_still_ends_and_the_sweep_records_its_rep
     died, or gave up waiting): Rasa still ends the turn, never half done, and
     keeps its replies; once the claim is stale the sweep records them rather
     than running the turn again."""
-    import datetime as dt
     import socket
     from urllib.parse import urlsplit
-
-    from sqlalchemy import update
 
     phone = "+525550000126"
     sid = "SM" + "7" * 32
@@ -357,12 +353,7 @@ def test_a_turn_the_ingest_left_mid_way_still_ends_and_the_sweep_records_its_rep
     with socket.create_connection((rasa.hostname, rasa.port), timeout=10) as connection:
         connection.sendall(head.encode() + body)
         time.sleep(0.05)  # the turn has started; the ingest goes away without the answer
-    with session_scope(stack.database_url) as session:  # its claim is stale
-        session.execute(
-            update(Message)
-            .where(Message.provider_sid == sid)
-            .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
-        )
+    claimed_long_ago(stack, sid)  # its claim is stale
     processed(stack, phone, sid, timeout=30)
     assert replies_after(stack, phone, before)
     user_turns = [event for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
