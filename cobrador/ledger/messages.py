@@ -263,6 +263,14 @@ def mark_outbound(
     session.execute(update(Message).where(Message.id == message_id).values(**values))
 
 
+def known_sids(session: Session, provider_sids: Iterable[str]) -> set[str]:
+    """Those of `provider_sids` the message log already holds."""
+    sids = list(provider_sids)
+    if not sids:
+        return set()
+    return set(session.execute(select(Message.provider_sid).where(Message.provider_sid.in_(sids))).scalars())
+
+
 def apply_status_callback(session: Session, provider_sid: str, status: str, error_code: Optional[str] = None) -> bool:
     """A delivery status from Twilio; returns whether a message was updated."""
     row = session.execute(select(Message).where(Message.provider_sid == provider_sid)).scalar_one_or_none()

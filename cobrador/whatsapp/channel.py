@@ -244,6 +244,12 @@ def claim_unsent(older_than_seconds: float, limit: int = 100) -> list[tuple[mess
     return [(m, languages.get(m.phone) or "es", touched) for m, touched in claimed]
 
 
+def known_sids(provider_sids: Sequence[str]) -> set[str]:
+    """`messages.known_sids` in a transaction of its own."""
+    with session_scope() as session:
+        return messages.known_sids(session, provider_sids)
+
+
 def renew_sending(message_ids: Sequence[int], touched: dt.datetime) -> tuple[list[int], dt.datetime]:
     """`messages.renew_sending` in a transaction of its own."""
     with session_scope() as session:

@@ -17,7 +17,8 @@ the paths Twilio calls:
   the ingest records (local outbox; turns that end together in one
   transaction) or sends through Twilio (logged `sending` with the turn's
   "processed" mark in one group commit, then sent in order per debtor, their
-  outcomes in another; a sweep sends what a crash left unsent). So the Rasa
+  outcomes in another; a sweep sends what a crash left unsent, unless
+  Twilio's list shows it went). So the Rasa
   process spends its time on turns, like the REST channel, while the writes
   and sends happen here, on the other core. While Rasa is down the hand-over
   is retried with backoff and then given back; a stored message is never
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import functools
 import itertools
 import json
@@ -53,6 +55,7 @@ from twilio.request_validator import RequestValidator
 
 from cobrador.config import settings as settings_for_db
 from cobrador.language.commands import neutralize_command
+from cobrador.ledger.messages import LoggedMessage
 from cobrador.whatsapp.channel import (
     EMPTY_TWIML,
     MEDIA_HEADERS,
@@ -65,6 +68,7 @@ from cobrador.whatsapp.channel import (
     finish_turns_to_send,
     forward_key,
     forward_signature,
+    known_sids,
     media_document,
     opt_out,
     public_url,
@@ -76,7 +80,7 @@ from cobrador.whatsapp.channel import (
     store_inbound_batch,
 )
 from cobrador.whatsapp.settings import ChannelSettings
-from cobrador.whatsapp.twilio_api import TwilioSender
+from cobrador.whatsapp.twilio_api import SendError, TwilioSender
 from cobrador.whatsapp.understanding import Understanding, file_stamp, parsed
 from cobrador.whatsapp.understanding import enabled as parse_ahead_enabled
 
@@ -106,8 +110,12 @@ LOOK_EVERY = 30.0
 ACK, MEDIA, TURN = 0, 1, 2  # priorities on the ingest's database threads
 Logged = tuple[int, str, str, list, str]  # a reply logged to be sent: id, phone, body, media, sender
 # Seconds between attempts to record what happened to sent replies while the
-# database is down (about half a minute in all; then the sweep resends them).
+# database is down (about half a minute in all; then the resend sweep finds
+# them in Twilio's list and records them there).
 OUTCOME_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
+# How far Twilio's clock may be behind ours when the resend sweep looks for a
+# reply Twilio already took (created at Twilio no earlier than logged here).
+CLOCK_SKEW = dt.timedelta(seconds=60)
 
 
 class PriorityPool:
@@ -483,13 +491,21 @@ class Ingest:
     async def _resend(self) -> None:
         """Twilio mode: at start and then every `COBRADOR_RESEND_SECONDS`, sends
         the replies a crash left logged but unsent (untouched for
-        `COBRADOR_UNSENT_AFTER_SECONDS`, longer than any send's retries)."""
+        `COBRADOR_UNSENT_AFTER_SECONDS`, longer than any send's retries),
+        unless Twilio already has them (`_reached_twilio`)."""
         while True:
             try:
                 busy = set(self.sending)  # debtors this ingest is still sending to (Twilio slow)
+                # Replies go out in order, so once one of a debtor's did not
+                # reach Twilio, the later ones did not either (nor is one of
+                # theirs taken for the copy of an earlier one just resent).
+                resending: set[str] = set()
                 for message, language, touched in await self.pool.run(TURN, claim_unsent, self.unsent_after):
                     if message.phone in busy:
                         continue  # claimed: looked at again once the claim is as old
+                    if message.phone not in resending and await self._reached_twilio(message):
+                        continue
+                    resending.add(message.phone)
                     logger.warning("sending reply %s to %s, left unsent by a crash", message.id, message.phone)
                     self.send_in_order(
                         message.phone, language, [(message.id, message.phone, message.body, message.media, "")], touched
@@ -497,6 +513,47 @@ class Ingest:
             except SQLAlchemyError:
                 logger.exception("the resend sweep could not read the message log")
             await asyncio.sleep(self.resend_seconds)
+
+    async def _reached_twilio(self, message: LoggedMessage) -> bool:
+        """Whether Twilio already took a reply the sweep is about to send again
+        (sent, but its outcome never written: the ingest died, or the database
+        was down for longer than the outcome's retries); if so, its SID and
+        status are recorded instead, and the debtor does not get it twice.
+
+        Twilio's list of our messages to the debtor is asked for one it created
+        since the reply was logged, with the same text and number of media, and
+        whose SID the log does not hold yet (the oldest such). A reply whose
+        check fails is sent: the debtor gets it, at worst twice."""
+        assert self.sender is not None
+        try:
+            listed = await self.sender.sent_to(message.phone)
+        except SendError as error:
+            logger.warning("Twilio could not say whether reply %s went (%s): it is sent", message.id, error)
+            return False
+        logged = message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=dt.timezone.utc)
+        same = [
+            item
+            for item in reversed(listed)  # oldest first
+            if item.get("sid")
+            and (item.get("body") or "") == message.body
+            and int(item.get("num_media") or 0) == len(message.media)
+            and str(item.get("direction") or "").startswith("outbound")
+            and (created := _twilio_time(item.get("date_created"))) is not None
+            and created >= logged - CLOCK_SKEW
+        ]
+        if not same:
+            return False
+        known = await self.pool.run(TURN, known_sids, [item["sid"] for item in same])
+        found = next((item for item in same if item["sid"] not in known), None)
+        if found is None:
+            return False
+        code = found.get("error_code")
+        await self.outcomes.submit(
+            [(message.id, found.get("status") or "queued", found["sid"], code and str(code), None)]
+        )
+        logger.warning("reply %s to %s had reached Twilio (%s): recorded, not sent again", message.id, message.phone,
+                       found["sid"])  # fmt: skip
+        return True
 
     async def _run_turn(
         self, inbound: Inbound, language: str, parse: Optional[dict] = None
@@ -581,6 +638,15 @@ class Ingest:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
+
+
+def _twilio_time(value: Any) -> Optional[dt.datetime]:
+    """A time in Twilio's JSON (RFC 2822, "Tue, 01 Dec 2026 10:40:00 +0000"), or None."""
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _drop(parse: Optional[asyncio.Future]) -> None:

@@ -5,7 +5,9 @@ encoded as Twilio expects (From, To, Body or ContentSid + ContentVariables,
 MediaUrl, StatusCallback), with HTTP basic auth. Transient failures (429 and
 5xx, network errors) are retried with exponential backoff; Twilio's error
 codes come back in `SendError` so the caller can fall back to a template
-(63016: outside the 24-hour window) or record the failure.
+(63016: outside the 24-hour window) or record the failure. A GET of the same
+resource (filtered by To and From) lists what Twilio holds for one debtor:
+the resend sweep asks it before sending a reply again.
 
 The API base is configurable so the tests can run a fake Twilio server and
 assert the exact requests; nothing else differs from production.
@@ -104,23 +106,42 @@ class TwilioSender:
         form += [("MediaUrl", url) for url in media_urls]
         if self.config.status_callback:
             form.append(("StatusCallback", self.config.status_callback))
+        return await self._call("POST", data=form)
+
+    async def sent_to(self, to_phone: str, page_size: int = 50) -> list[dict[str, Any]]:
+        """The latest messages Twilio holds from our WhatsApp number to
+        `to_phone` (one page of its Messages list, newest first), each as
+        Twilio's JSON (`sid`, `body`, `num_media`, `status`, `date_created`...).
+
+        Raises:
+            SendError: Twilio could not be asked, after the retries.
+        """
+        params = {"To": f"whatsapp:{to_phone}", "From": self.config.whatsapp_from, "PageSize": str(page_size)}
+        return list((await self._call("GET", params=params)).get("messages") or [])
+
+    async def _call(
+        self, method: str, *, data: Optional[list[tuple[str, str]]] = None, params: Optional[dict[str, str]] = None
+    ) -> dict[str, Any]:
+        """One request to the Messages resource, retried with backoff while it fails transiently."""
         url = f"{self.config.api_base.rstrip('/')}/2010-04-01/Accounts/{self.config.account_sid}/Messages.json"
         delay = self.config.backoff_seconds
         for attempt in range(1, self.config.max_attempts + 1):
             try:
-                return await self._post(url, form)
+                return await self._request(method, url, data, params)
             except SendError as error:
                 if not error.transient or attempt == self.config.max_attempts:
                     raise
-                logger.warning("Twilio send attempt %s failed (%s); retrying in %.1f s", attempt, error, delay)
+                logger.warning("Twilio %s attempt %s failed (%s); retrying in %.1f s", method, attempt, error, delay)
                 await asyncio.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
 
-    async def _post(self, url: str, form: list[tuple[str, str]]) -> dict[str, Any]:
+    async def _request(
+        self, method: str, url: str, form: Optional[list[tuple[str, str]]], params: Optional[dict[str, str]]
+    ) -> dict[str, Any]:
         http = await self._http()
         try:
-            async with http.post(url, data=form) as response:
+            async with http.request(method, url, data=form, params=params) as response:
                 text = await response.text()
                 try:
                     payload = json.loads(text) if text else {}

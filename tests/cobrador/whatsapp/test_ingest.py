@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import email.utils
 import io
 import json
 import shutil
@@ -322,25 +323,54 @@ def test_the_rasa_channel_refuses_a_second_way_in_only_for_a_while(monkeypatch: 
 
 @contextmanager
 def fake_twilio(
-    refuse: tuple[int, ...] = (), meanwhile: Optional[Callable[[int], None]] = None
+    refuse: tuple[int, ...] = (),
+    meanwhile: Optional[Callable[[int], None]] = None,
+    held: Optional[list[dict]] = None,
+    listed: Optional[list[dict]] = None,
 ) -> Iterator[tuple[str, list[dict]]]:
     """Twilio's Messages API as far as the ingest uses it (its servers cannot
-    run here): records each request's form and answers 201 with a new SID,
-    or, for the requests numbered in `refuse` (from 1), 400 with error 21211
-    (an invalid 'To' number: permanent, not retried). `meanwhile(n)` runs
-    before request n is answered (what happens while it is under way)."""
+    run here): records each POST's form and answers 201 with a new SID, or,
+    for the requests numbered in `refuse` (from 1), 400 with error 21211 (an
+    invalid 'To' number: permanent, not retried). `meanwhile(n)` runs before
+    request n is answered (what happens while it is under way).
+
+    A GET lists, as Twilio documents it (filtered by To and From, newest first,
+    PageSize at most), the messages it holds: `held` (Twilio's JSON, created
+    before the test) and those POSTed since; each GET's query goes to `listed`.
+    With `held` None the GET fails (500), as a Twilio that cannot be asked."""
     received: list[dict] = []
+    holds = None if held is None else list(held)
 
     async def messages(request: web.Request) -> web.Response:
-        received.append({"path": request.path, "form": dict(await request.post())})
+        posted = await request.post()
+        received.append({"path": request.path, "form": dict(posted)})
         if meanwhile is not None:
             meanwhile(len(received))
         if len(received) in refuse:
             return web.json_response({"code": 21211, "message": "Invalid 'To' Phone Number"}, status=400)
-        return web.json_response({"sid": f"SM{len(received):032d}", "status": "queued"}, status=201)
+        sid = f"SM{len(received):032d}"
+        if holds is not None:
+            form = received[-1]["form"]
+            holds.append({
+                "sid": sid, "to": form["To"], "from": form["From"], "body": form.get("Body", ""),
+                "num_media": str(len(posted.getall("MediaUrl", []))), "status": "queued",
+                "direction": "outbound-api", "date_created": email.utils.format_datetime(dt.datetime.now(dt.timezone.utc)),
+            })  # fmt: skip
+        return web.json_response({"sid": sid, "status": "queued"}, status=201)
+
+    async def listing(request: web.Request) -> web.Response:
+        if listed is not None:
+            listed.append({"query": dict(request.query), "authorization": request.headers.get("Authorization")})
+        if holds is None:
+            return web.json_response({"code": 20500, "message": "Internal Server Error"}, status=500)
+        query = request.query
+        found = [m for m in holds if m["to"] == query.get("To") and m["from"] == query.get("From")]
+        found.sort(key=lambda m: email.utils.parsedate_to_datetime(m["date_created"]), reverse=True)
+        return web.json_response({"messages": found[: int(query.get("PageSize", "50"))], "next_page_uri": None})
 
     app = web.Application()
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", listing)
     with serving(app, free_port()) as url:
         yield url, received
 
@@ -474,7 +504,7 @@ def test_with_twilio_replies_a_crash_left_unsent_are_sent_once_in_order_by_the_n
             if body != "en camino":  # that one is being sent by a live ingest
                 session.execute(update(Message).where(Message.id == message_id).values(updated_at=old))
     monkeypatch.setenv("COBRADOR_RESEND_SECONDS", "0.2")
-    with fake_twilio() as (twilio_url, sent):
+    with fake_twilio(held=[]) as (twilio_url, sent):  # Twilio has none of them
         with running_ingest(ledger_url, monkeypatch, settings=twilio_settings(twilio_url)):
             resent = when_sent(ledger_url, "+525553000007", 2)
             threading.Event().wait(1.0)  # several more sweeps
@@ -484,6 +514,139 @@ def test_with_twilio_replies_a_crash_left_unsent_are_sent_once_in_order_by_the_n
     assert resent == [("primera", "queued", f"SM{1:032d}", None), ("segunda", "queued", f"SM{2:032d}", None)]
     assert [status for _, status, _, _ in outbound_rows(ledger_url, "+525553000008")] == ["sending"]
     assert [status for _, status, _, _ in outbound_rows(ledger_url, "+525553000009")] == ["queued"]
+
+
+def twilio_time(ago: dt.timedelta) -> str:
+    return email.utils.format_datetime(dt.datetime.now(dt.timezone.utc) - ago)
+
+
+def at_twilio(sid: str, phone: str, body: str, ago: dt.timedelta, status: str = "delivered") -> dict:
+    """A message Twilio holds (as its list shows it), sent from our number `ago`."""
+    return {
+        "sid": sid, "to": f"whatsapp:{phone}", "from": "whatsapp:+14155238886", "body": body, "num_media": "0",
+        "status": status, "direction": "outbound-api", "date_created": twilio_time(ago),
+    }  # fmt: skip
+
+
+def log_unsent(database_url: str, rows: list[tuple[str, str]], ago: dt.timedelta) -> None:
+    """Replies (phone, body) logged `sending` `ago` and never touched since: a crash stopped them."""
+    from cobrador.ledger import messages as message_log
+
+    at = message_log.utcnow() - ago
+    with session_scope(database_url) as session:
+        for phone, body in rows:
+            message_log.record_outbound(session, phone, body, status="sending", now=at)
+
+
+def test_with_twilio_a_reply_that_reached_twilio_before_the_crash_is_recorded_not_sent_again(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest died (or the database was down past the outcome's retries)
+    after Twilio took a reply but before its SID was written. The sweep asks
+    Twilio's list of our messages to that debtor first: a copy created since
+    the reply was logged, with its text and a SID the log does not hold, is
+    that reply; its SID and status are recorded, and it is not sent again.
+    Copies from before it was logged, or whose SID the log holds (an earlier
+    identical reply), do not count; a later reply of the same debtor that
+    Twilio never got is sent."""
+    from cobrador.ledger import messages as message_log
+
+    first, second = "+525553000012", "+525553000013"
+    with session_scope(ledger_url) as session:  # an earlier identical reply, recorded
+        earlier = message_log.record_outbound(
+            session, first, "primera", status="sending", now=message_log.utcnow() - dt.timedelta(minutes=12)
+        )
+        message_log.mark_outbound(session, earlier, "delivered", provider_sid="SM" + "e" * 32)
+    log_unsent(
+        ledger_url, [(first, "primera"), (first, "segunda"), (second, "hola de nuevo")], dt.timedelta(minutes=10)
+    )
+    held = [
+        at_twilio("SM" + "0" * 32, first, "primera", dt.timedelta(minutes=30)),  # before it was logged
+        at_twilio("SM" + "e" * 32, first, "primera", dt.timedelta(minutes=12)),  # the earlier one's
+        at_twilio("SM" + "a" * 32, first, "primera", dt.timedelta(minutes=9)),  # this one
+        at_twilio("SM" + "b" * 32, second, "hola de nuevo", dt.timedelta(minutes=9), status="read"),
+        at_twilio("SM" + "c" * 32, second, "otra cosa", dt.timedelta(minutes=8)),
+    ]
+    listed: list[dict] = []
+    monkeypatch.setenv("COBRADOR_RESEND_SECONDS", "0.2")
+    with fake_twilio(held=held, listed=listed) as (twilio_url, sent):
+        with running_ingest(ledger_url, monkeypatch, settings=twilio_settings(twilio_url)):
+            logged = when_sent(ledger_url, first, 3)
+            threading.Event().wait(1.0)  # several more sweeps
+    assert [(r["form"]["To"], r["form"]["Body"]) for r in sent] == [(f"whatsapp:{first}", "segunda")]
+    assert logged == [
+        ("primera", "delivered", "SM" + "e" * 32, None),
+        ("primera", "delivered", "SM" + "a" * 32, None),
+        ("segunda", "queued", f"SM{1:032d}", None),
+    ]
+    assert outbound_rows(ledger_url, second) == [("hola de nuevo", "read", "SM" + "b" * 32, None)]
+    # Asked once per debtor (the later reply of a debtor one went to is not
+    # looked up), filtered as Twilio's list takes it, with the account's credentials.
+    assert sorted(item["query"]["To"] for item in listed) == [
+        f"whatsapp:{first}",
+        f"whatsapp:{first}",
+        f"whatsapp:{second}",
+    ]
+    assert all(
+        item["query"] == {"To": item["query"]["To"], "From": "whatsapp:+14155238886", "PageSize": "50"}
+        and item["authorization"].startswith("Basic ")
+        for item in listed
+    )
+
+
+def test_with_twilio_a_reply_whose_outcome_could_not_be_written_goes_once(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the sent reply's outcome past all its retries (it
+    was down): the reply stays logged `sending` without its SID. When the
+    sweep takes it, Twilio's list shows it went: its SID is recorded and the
+    debtor does not get it a second time."""
+    phone = "+525553000015"
+    refused = [0]
+    real = ingest_module.record_outcomes
+
+    def down_for_a_while(batches):  # noqa: ANN001, ANN202
+        if refused[0] < 1 + len(ingest_module.OUTCOME_DELAYS):  # the first write and every retry
+            refused[0] += 1
+            raise OperationalError("UPDATE messages", {}, Exception("the database is down"))
+        return real(batches)
+
+    monkeypatch.setattr(ingest_module, "record_outcomes", down_for_a_while)
+    monkeypatch.setattr(ingest_module, "OUTCOME_DELAYS", (0.01,) * 5)
+    monkeypatch.setenv("COBRADOR_UNSENT_AFTER_SECONDS", "1")
+    monkeypatch.setenv("COBRADOR_RESEND_SECONDS", "0.2")
+    replies = [{"phone": phone, "body": "¡Gracias por tu pago!", "media": [], "sender": "bot"}]
+    with fake_twilio(held=[]) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
+        with running_ingest(ledger_url, monkeypatch, rasa_url, twilio_settings(twilio_url)) as base:
+            url = base + "/webhooks/whatsapp/webhook"
+            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "ya pagué", []))
+            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+            assert answer.status_code == 200
+            logged = when_sent(ledger_url, phone, 1)
+            threading.Event().wait(1.5)  # more sweeps, once the reply is old enough again
+    assert refused[0] == 6
+    assert [r["form"]["Body"] for r in sent] == ["¡Gracias por tu pago!"]
+    assert logged == [("¡Gracias por tu pago!", "queued", f"SM{1:032d}", None)]
+    assert outbound_rows(ledger_url, phone) == logged
+
+
+def test_with_twilio_a_reply_is_sent_again_when_twilio_cannot_say_whether_it_went(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio's list fails (after the retries): the debtor gets the reply, at
+    worst twice, rather than never."""
+    phone = "+525553000014"
+    log_unsent(ledger_url, [(phone, "primera")], dt.timedelta(minutes=10))
+    listed: list[dict] = []
+    monkeypatch.setenv("COBRADOR_RESEND_SECONDS", "0.2")
+    with fake_twilio(held=None, listed=listed) as (twilio_url, sent):
+        settings = twilio_settings(twilio_url)
+        quick = dataclasses.replace(settings, twilio=dataclasses.replace(settings.twilio, backoff_seconds=0.01))
+        with running_ingest(ledger_url, monkeypatch, settings=quick):
+            logged = when_sent(ledger_url, phone, 1)
+    assert len(listed) == 4  # every attempt
+    assert [r["form"]["Body"] for r in sent] == ["primera"]
+    assert logged == [("primera", "queued", f"SM{1:032d}", None)]
 
 
 def slow_twilio_turn(
