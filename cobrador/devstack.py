@@ -79,10 +79,12 @@ class LocalStack:
     def rasa_log(self) -> Path:
         return self.folder / "rasa.log"
 
-    def launch_rasa(self, port: int, log: Path) -> subprocess.Popen:
-        """A Rasa server on `port` sharing this stack's ledger, actions and public URL."""
+    def launch_rasa(self, port: int, log: Path, endpoints: Optional[Path] = None) -> subprocess.Popen:
+        """A Rasa server on `port` sharing this stack's ledger, actions and public
+        URL (and its in-memory tracker store, unless `endpoints` name another)."""
+        endpoints = endpoints or self.folder / "endpoints.yml"
         process = subprocess.Popen(
-            [str(BIN / "rasa"), "run", "--model", str(self.model), "--endpoints", str(self.folder / "endpoints.yml"),
+            [str(BIN / "rasa"), "run", "--model", str(self.model), "--endpoints", str(endpoints),
              "--credentials", str(self.folder / "credentials.yml"), "--port", str(port),
              "--enable-api", "--jwt-secret", self.env["RASA_JWT_SECRET"], "--jwt-method", "HS256"],
             cwd=ROOT, env=self.env, stdout=open(log, "w"), stderr=subprocess.STDOUT,

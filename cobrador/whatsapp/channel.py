@@ -46,6 +46,8 @@ from typing import Any, Awaitable, Callable, Optional, Sequence
 from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -539,49 +541,75 @@ class WhatsAppInput(InputChannel):
         # everything else that shares its event loop.
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "6")))
         self.in_flight: set[str] = set()
-        # The messages this process answered lately (when, and for a turn run
-        # for the ingest the replies it gave). A message can reach it by two
-        # ways (the ingest retrying for about a minute while Rasa restarts,
-        # and the start-up recovery or the sweep), and the second must not run
-        # the turn again in the two minutes before the first one's "processed"
-        # mark is written (a message whose answer could not be recorded is
-        # still taken over by the sweep). And if the ingest died before
-        # recording the replies it was given, the message stays claimed, and
-        # the stale-claim sweep records them (kept for half an hour) instead of
-        # running the turn a second time.
-        self.answered: OrderedDict[str, tuple[float, Optional[list[tuple[str, str, list, str]]]]] = OrderedDict()
+        # The messages this process answered lately, and when. A message can
+        # reach it by two ways (the ingest retrying for about a minute while
+        # Rasa restarts, and the start-up recovery or the sweep), and the
+        # second must not run the turn again in the two minutes before the
+        # first one's "processed" mark is written (a message whose answer
+        # could not be recorded is still taken over by the sweep, which finds
+        # its turn in the tracker: `ran_already`).
+        self.answered: OrderedDict[str, float] = OrderedDict()
         self.turns_running: set[asyncio.Future] = set()
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
+        self.app: Any = None  # Rasa's Sanic app, once it serves (its agent holds the tracker store)
 
     @classmethod
     def name(cls) -> str:
         return "whatsapp"
 
-    def _answered(
-        self, sid: str, replies: Optional[list[tuple[str, str, list, str]]] = None, keep: int = 10_000
-    ) -> None:
-        """`sid` answered now (with the `replies` its turn gave the ingest, if it ran for it)."""
-        self.answered[sid] = (time.monotonic(), replies)
+    def _answered(self, sid: str, keep: int = 10_000) -> None:
+        """`sid` answered now."""
+        self.answered[sid] = time.monotonic()
         self.answered.move_to_end(sid)
         while len(self.answered) > keep:
             self.answered.popitem(last=False)
 
     def _just_answered(self, sid: str, seconds: float = 120.0) -> bool:
         answered = self.answered.get(sid)
-        return answered is not None and time.monotonic() - answered[0] < seconds
+        return answered is not None and time.monotonic() - answered < seconds
 
-    def _given(self, sid: str, seconds: float = 1800.0) -> Optional[list[tuple[str, str, list, str]]]:
-        """The replies a turn run for the ingest gave, if it ran in the last `seconds`."""
-        answered = self.answered.get(sid)
-        return answered[1] if answered is not None and time.monotonic() - answered[0] < seconds else None
+    async def ran_already(self, inbound: Inbound, language: str) -> Optional[list[tuple[str, str, list, str]]]:
+        """The replies of the turn of `inbound`, if that turn already ran (the
+        debtor's tracker holds the message): None if it did not.
+
+        A turn is saved to the tracker whole, once it ends, so a message the
+        tracker holds was answered, and its replies are the bot messages
+        between it and the turn's end (action_listen), turned into WhatsApp
+        replies by the output channel as they were then. Whoever lost them
+        (an ingest that died before recording them, a Rasa that restarted,
+        another Rasa replica, the database down when they were to be written)
+        they are recorded from here, and the turn never runs twice. Nothing is
+        kept in memory: the tracker store is shared and durable."""
+        agent = getattr(getattr(self.app, "ctx", None), "agent", None)
+        store = getattr(agent, "tracker_store", None)
+        if store is None:
+            return None
+        tracker = await store.retrieve(inbound.phone)
+        if tracker is None:
+            return None
+        events = list(tracker.events)
+        start = next(
+            (n for n, e in enumerate(events) if isinstance(e, UserUttered) and e.message_id == inbound.sid), None
+        )
+        if start is None:
+            return None
+        outbox: list[tuple[str, str, list, str]] = []
+        output = WhatsAppOutput(self.settings, None, language, outbox)
+        for event in events[start + 1 :]:
+            if isinstance(event, UserUttered) or (
+                isinstance(event, ActionExecuted) and event.action_name == ACTION_LISTEN_NAME
+            ):
+                break
+            if isinstance(event, BotUttered):
+                await output.send_response(inbound.phone, event.message())
+        return outbox
 
     async def record_given(self, sid: str, language: str, replies: list[tuple[str, str, list, str]]) -> None:
-        """Records the replies that the turn of message `sid` gave an ingest
-        that died before recording them, with the message's "processed" mark:
-        into the outbox (local mode), or logged `sending` with the mark and
-        then sent in order (Twilio; a crash meanwhile leaves them to the
-        ingest's resend sweep), as the ingest does."""
-        logger.warning("%s: recording the replies its turn gave an ingest that died", sid)
+        """Records the replies the turn of message `sid` gave (`ran_already`)
+        with the message's "processed" mark: into the outbox (local mode), or
+        logged `sending` with the mark and then sent in order (Twilio; a crash
+        meanwhile leaves them to the ingest's resend sweep), as the ingest does."""
+        logger.warning("%s: its turn ran already; recording the replies it gave", sid)
         if self.sender is None:
             await asyncio.to_thread(finish_turn, sid, replies)
             return
@@ -606,9 +634,7 @@ class WhatsAppInput(InputChannel):
         async def process(inbound: Inbound, recovered: bool = False, take_over: Optional[float] = None) -> None:
             if inbound.sid in self.in_flight:
                 return
-            # Not twice in a row; but taking over a stale claim whose turn ran
-            # here for an ingest only records the replies given then.
-            if self._just_answered(inbound.sid) and (take_over is None or self._given(inbound.sid) is None):
+            if self._just_answered(inbound.sid) and take_over is None:  # not twice in a row
                 return
             self.in_flight.add(inbound.sid)
             try:
@@ -619,8 +645,10 @@ class WhatsAppInput(InputChannel):
                         language = await asyncio.to_thread(claim_for_turn, inbound.sid, inbound.phone, recovered)
                     if language is None:  # answered or being answered elsewhere
                         return
-                    given = self._given(inbound.sid) if take_over is not None else None
-                    if given is not None:  # ran here for an ingest that died before recording it
+                    # Its turn may have run (for an ingest that died, or before
+                    # a restart) without its replies being recorded: recorded now.
+                    given = await self.ran_already(inbound, language)
+                    if given is not None:
                         await self.record_given(inbound.sid, language, given)
                     else:
                         await run_turn(inbound, language, recovered)
@@ -708,11 +736,12 @@ class WhatsAppInput(InputChannel):
                     await on_new_message(message)
                 finally:
                     self.in_flight.discard(inbound.sid)
-                self._answered(inbound.sid, outbox)
+                self._answered(inbound.sid)
 
             # Shielded: if the ingest goes away mid-turn (it died, or gave up
             # waiting), Sanic cancels this handler, but the turn still ends
-            # here, never half done, and its replies are kept for the sweep.
+            # here, never half done, and saved whole in the tracker, where the
+            # sweep finds its replies (`ran_already`).
             running = asyncio.ensure_future(turn())
             self.turns_running.add(running)  # referenced until done, even if this handler is not
             running.add_done_callback(self.turns_running.discard)
@@ -744,6 +773,7 @@ class WhatsAppInput(InputChannel):
 
         @hook.listener("after_server_start")
         async def recover(app: Any, loop: Any) -> None:
+            self.app = app
             app.add_task(self._recover(app, process))
             app.add_task(self._sweep(process))
 
@@ -779,8 +809,8 @@ class WhatsAppInput(InputChannel):
         longer than COBRADOR_STALE_CLAIM_SECONDS (3 min; an ingest that died).
         A live ingest holds a claim for less: its hand-over gives up on Rasa
         after two minutes, and a turn still running here is in `in_flight`.
-        If the turn ran here for the ingest that died, the replies it gave are
-        recorded (`given`); otherwise it runs."""
+        If its turn ran (the tracker holds it), the replies it gave are
+        recorded (`ran_already`); otherwise it runs."""
         stale_claim = float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", "180"))
         while True:
             await asyncio.sleep(self.sweep_seconds)

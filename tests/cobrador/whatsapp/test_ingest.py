@@ -635,7 +635,7 @@ def test_with_twilio_a_reply_is_sent_again_when_twilio_cannot_say_whether_it_wen
 ) -> None:
     """Twilio's list fails (after the retries): the debtor gets the reply, at
     worst twice, rather than never."""
-    phone = "+525553000014"
+    phone = "+525553000016"
     log_unsent(ledger_url, [(phone, "primera")], dt.timedelta(minutes=10))
     listed: list[dict] = []
     monkeypatch.setenv("COBRADOR_RESEND_SECONDS", "0.2")
@@ -753,10 +753,10 @@ def test_replies_are_renewed_only_when_held_long_and_well_before_a_sweep_would_t
 def test_with_twilio_the_replies_a_turn_gave_an_ingest_that_died_are_logged_processed_and_sent_in_order(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the Rasa channel's stale-claim sweep does with a turn it ran for an
-    ingest that died before recording it (Twilio mode): the replies Rasa gave
-    then are logged with the message's "processed" mark and sent in order,
-    each logged with its SID."""
+    """What the Rasa channel's stale-claim sweep does with a turn that ran for
+    an ingest that died before recording it (Twilio mode): the replies the
+    turn gave (read back from the tracker) are logged with the message's
+    "processed" mark and sent in order, each logged with its SID."""
     from cobrador.ledger import messages as message_log
     from cobrador.whatsapp.channel import WhatsAppInput
 
