@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -474,6 +475,12 @@ def main() -> int:
         "instead of the local outbox",
     )
     parser.add_argument(
+        "--sql-trackers",
+        action="store_true",
+        help="Rasa's trackers in its SQL tracker store, as `make run` and production keep them (a SQLite file, "
+        "or with --postgres a database on that server), instead of in memory",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="run the ledger on this PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432); "
@@ -495,14 +502,26 @@ def main() -> int:
                 "TWILIO_ACCOUNT_SID": "ACbench", "TWILIO_AUTH_TOKEN": TOKEN,
                 "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886", "TWILIO_API_BASE": fake.url,
             }  # fmt: skip
-        with local_stack(Path(folder), database_url, token=TOKEN, twilio=twilio) as stack:
+        trackers = None
+        if args.sql_trackers and args.postgres:
+            server = urlsplit(args.postgres)
+            trackers = {
+                "type": "SQL", "dialect": "postgresql", "url": server.hostname, "port": server.port or 5432,
+                "username": server.username or "postgres", "password": server.password or "",
+                "db": "cobrador_bench_trackers", "login_db": "postgres",
+            }  # fmt: skip
+            scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")  # fresh, empty
+        elif args.sql_trackers:
+            trackers = {"type": "SQL", "dialect": "sqlite", "db": str(Path(folder) / "trackers.db")}
+        with local_stack(Path(folder), database_url, token=TOKEN, twilio=twilio, tracker_store=trackers) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
             parse_ahead = ready_to_parse(stack)
             if args.pin:
                 pin(stack)
             print(
                 f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}; parse-ahead: {parse_ahead}; "
-                f"replies: {'sent to a fake Twilio API' if args.twilio else 'local outbox'}",
+                f"replies: {'sent to a fake Twilio API' if args.twilio else 'local outbox'}; "
+                f"Rasa's trackers: {'SQL' if trackers else 'in memory'}",
                 flush=True,
             )
             # uvloop (installed with Sanic) for the client too: its own cost

@@ -17,9 +17,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "cobrador.tar.gz"
@@ -103,6 +104,7 @@ def local_stack(
     extra_env: Optional[dict[str, str]] = None,
     model: Path = MODEL,
     twilio: Optional[dict[str, str]] = None,
+    tracker_store: Optional[dict[str, Any]] = None,
 ) -> Iterator[LocalStack]:
     """Starts the bot, yields it once Rasa's channels answer, stops it at the end.
 
@@ -115,6 +117,8 @@ def local_stack(
         model: the trained model.
         twilio: TWILIO_* variables (with TWILIO_API_BASE, a fake Twilio) to
             run in Twilio mode instead of local mode.
+        tracker_store: Rasa's `tracker_store` endpoint (as in endpoints.yml);
+            by default Rasa keeps its trackers in memory.
     """
     actions_port, rasa_port, ingest_port = free_port(), free_port(), free_port()
     env = {
@@ -136,9 +140,10 @@ def local_stack(
         [sys.executable, "-m", "cobrador", "demo", "load", *demo], env=env, cwd=ROOT, check=True, capture_output=True
     )
     (folder / "credentials.yml").write_text("cobrador.whatsapp.channel.WhatsAppInput:\nrest:\n", encoding="utf-8")
-    (folder / "endpoints.yml").write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n', encoding="utf-8"
-    )
+    endpoints: dict[str, Any] = {"action_endpoint": {"url": f"http://127.0.0.1:{actions_port}/webhook"}}
+    if tracker_store:
+        endpoints["tracker_store"] = tracker_store
+    (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
     stack = LocalStack(folder, database_url, env, actions_port, rasa_port, ingest_port, model)
     try:
         actions_log = folder / "actions.log"
