@@ -645,9 +645,12 @@ class WhatsAppInput(InputChannel):
                         language = await asyncio.to_thread(claim_for_turn, inbound.sid, inbound.phone, recovered)
                     if language is None:  # answered or being answered elsewhere
                         return
-                    # Its turn may have run (for an ingest that died, or before
-                    # a restart) without its replies being recorded: recorded now.
-                    given = await self.ran_already(inbound, language)
+                    # A message claimed before (by an ingest that died, or
+                    # before a restart) may have had its turn without its
+                    # replies being recorded: they are recorded now. (One that
+                    # was only ever `received` never reached a turn.)
+                    stale = recovered or take_over is not None
+                    given = await self.ran_already(inbound, language) if stale else None
                     if given is not None:
                         await self.record_given(inbound.sid, language, given)
                     else:

@@ -512,6 +512,8 @@ class Ingest:
                     )
             except SQLAlchemyError:
                 logger.exception("the resend sweep could not read the message log")
+            except Exception:  # noqa: BLE001 - the sweep must outlive any one failure
+                logger.exception("the resend sweep failed; it runs again")
             await asyncio.sleep(self.resend_seconds)
 
     async def _reached_twilio(self, message: LoggedMessage) -> bool:
@@ -534,9 +536,9 @@ class Ingest:
         same = [
             item
             for item in reversed(listed)  # oldest first
-            if item.get("sid")
+            if isinstance(item.get("sid"), str)
             and (item.get("body") or "") == message.body
-            and int(item.get("num_media") or 0) == len(message.media)
+            and str(item.get("num_media") or "0") == str(len(message.media))
             and str(item.get("direction") or "").startswith("outbound")
             and (created := _twilio_time(item.get("date_created"))) is not None
             and created >= logged - CLOCK_SKEW
@@ -644,7 +646,7 @@ def _twilio_time(value: Any) -> Optional[dt.datetime]:
     """A time in Twilio's JSON (RFC 2822, "Tue, 01 Dec 2026 10:40:00 +0000"), or None."""
     try:
         when = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 

@@ -117,7 +117,11 @@ class TwilioSender:
             SendError: Twilio could not be asked, after the retries.
         """
         params = {"To": f"whatsapp:{to_phone}", "From": self.config.whatsapp_from, "PageSize": str(page_size)}
-        return list((await self._call("GET", params=params)).get("messages") or [])
+        payload = await self._call("GET", params=params)
+        listed = payload.get("messages") if isinstance(payload, dict) else None
+        if not isinstance(listed, list):
+            raise SendError("Twilio's list of messages could not be read")
+        return [item for item in listed if isinstance(item, dict)]
 
     async def _call(
         self, method: str, *, data: Optional[list[tuple[str, str]]] = None, params: Optional[dict[str, str]] = None
