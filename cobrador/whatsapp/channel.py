@@ -803,7 +803,10 @@ class WhatsAppInput(InputChannel):
         await _agent_ready(app)
         logger.info("processing %s pending inbound messages", len(pending))
         for message in pending:
-            await process(_from_log(message), recovered=True)
+            try:
+                await process(_from_log(message), recovered=True)
+            except Exception:  # noqa: BLE001 - left for the sweep; the others go on
+                logger.exception("%s could not be answered at start; the sweep takes it", message.provider_sid)
 
     async def _sweep(self, process: Callable[..., Awaitable[None]]) -> None:
         """Picks up messages stored but never answered, so nothing waits for the
@@ -823,12 +826,13 @@ class WhatsAppInput(InputChannel):
             except Exception:  # noqa: BLE001 - the database may be down for a while
                 logger.exception("sweep of stale inbound messages failed")
                 continue
-            for message in received:
-                if message.provider_sid not in self.in_flight:
-                    await process(_from_log(message))
-            for message in stuck:
-                if message.provider_sid not in self.in_flight:
-                    await process(_from_log(message), take_over=stale_claim)
+            for message, take_over in [(m, None) for m in received] + [(m, stale_claim) for m in stuck]:
+                if message.provider_sid in self.in_flight:
+                    continue
+                try:
+                    await process(_from_log(message), take_over=take_over)
+                except Exception:  # noqa: BLE001 - left for the next sweep; the sweep goes on
+                    logger.exception("the sweep could not answer %s; it tries again later", message.provider_sid)
 
 
 async def _agent_ready(app: Any) -> None:

@@ -1,17 +1,22 @@
-"""The Rasa channel reads a turn's replies back from the debtor's tracker
-(`WhatsAppInput.ran_already`): what the sweep and the start-up recovery
-record, instead of running a turn that already ran."""
+"""The Rasa channel's recovery: a turn's replies read back from the debtor's
+tracker (`WhatsAppInput.ran_already`), which the sweep and the start-up
+recovery record instead of running a turn that already ran; and a sweep that
+goes on whatever one message costs it."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import types
 
+import pytest
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from cobrador.ledger.messages import LoggedMessage
+from cobrador.whatsapp import channel as channel_module
 from cobrador.whatsapp.channel import Inbound, WhatsAppInput
 from cobrador.whatsapp.settings import ChannelSettings
 
@@ -71,3 +76,37 @@ def test_without_a_tracker_store_or_a_tracker_the_turn_runs() -> None:
         )
 
     assert asyncio.run(read()) == (None, None)
+
+
+def test_the_sweep_goes_on_when_answering_one_message_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message whose answer fails (the database or the tracker store down
+    just then) is left for the next sweep; the messages after it are answered
+    in the same sweep, and the sweep keeps running."""
+
+    def logged(sid: str) -> LoggedMessage:
+        return LoggedMessage(1, PHONE, "inbound", sid, "hola", [], "received", "debtor", None, dt.datetime.now())
+
+    stale = {"received": [logged("SM" + "1" * 32), logged("SM" + "2" * 32)], "processing": [logged("SM" + "3" * 32)]}
+    monkeypatch.setattr(channel_module, "_stale", lambda status, seconds: stale[status])
+    answered: list[tuple[str, object]] = []
+
+    async def process(inbound: Inbound, take_over: object = None) -> None:
+        if inbound.sid == "SM" + "1" * 32 and not any(sid == inbound.sid for sid, _ in answered):
+            answered.append((inbound.sid, "failed"))
+            raise RuntimeError("the tracker store is down")
+        answered.append((inbound.sid, take_over))
+
+    async def sweep() -> None:
+        channel = WhatsAppInput(ChannelSettings("token", "http://127.0.0.1:1", None, {}))
+        channel.sweep_seconds = 0.01
+        task = asyncio.create_task(channel._sweep(process))
+        while len(answered) < 6:
+            await asyncio.sleep(0.01)
+        assert not task.done()
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(sweep(), 10))
+    assert answered[:6] == [
+        ("SM" + "1" * 32, "failed"), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 180.0),
+        ("SM" + "1" * 32, None), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 180.0),
+    ]  # fmt: skip
