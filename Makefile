@@ -105,6 +105,7 @@ bench: setup train
 	$(PY) bench/import_portfolio.py
 	$(PY) bench/nlu.py
 	$(PY) bench/conversation.py
+	$(PY) bench/tracker_store.py
 	$(PY) bench/whatsapp.py
 	$(PY) bench/outreach.py
 

@@ -180,3 +180,76 @@ def test_the_shortcut_never_passes_what_the_schema_refuses() -> None:
         elif not validator.is_valid(answer):
             refused += 1
     assert shortcut > 1_000 and refused > 1_000  # both sides were exercised
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_tracker_store(request: pytest.FixtureRequest, tmp_path):
+    """Rasa's SQL tracker store on a fresh SQLite file, or a fresh PostgreSQL database."""
+    import uuid
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+
+    domain = Domain.load(str(Path(__file__).resolve().parents[2] / "domain.yml"))
+    if request.param == "sqlite":
+        yield SQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "trackers.db"))
+        return
+    server = urlparse(request.getfixturevalue("postgres_url"))
+    name = f"rasa_fix_{uuid.uuid4().hex[:8]}"
+    store = SQLTrackerStore(
+        domain, dialect="postgresql", host=server.hostname, port=server.port or 5432,
+        username=server.username or "postgres", password=server.password or "", db=name, login_db="postgres",
+    )  # fmt: skip
+    yield store
+    store.engine.dispose()
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"postgresql://{server.username or 'postgres'}@{server.hostname}:{server.port or 5432}/postgres",
+                          isolation_level="AUTOCOMMIT")  # fmt: skip
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_the_sql_tracker_store_reads_and_appends_the_events_rasa_did(sql_tracker_store) -> None:
+    """Saved turn by turn over two sessions, as Rasa saves them: the tracker
+    read back holds the latest session's events in order (every session's for
+    the full tracker), and each save appends only the events not stored yet."""
+    import asyncio
+
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    store = sql_tracker_store
+    phone = "+525550009999"
+    turns = [
+        [ActionExecuted("action_session_start", timestamp=1.0), SessionStarted(timestamp=1.1),
+         ActionExecuted("action_listen", timestamp=1.2)],
+        [UserUttered("¡hola! 🙏", message_id="SM1", timestamp=2.0), BotUttered("¡Hola!", timestamp=2.1),
+         ActionExecuted("action_listen", timestamp=2.2)],
+        [ActionExecuted("action_session_start", timestamp=9.0), SessionStarted(timestamp=9.1),
+         SlotSet("language", "es", timestamp=9.2), ActionExecuted("action_listen", timestamp=9.3)],
+        [UserUttered("te pago el viernes", message_id="SM2", timestamp=10.0),
+         BotUttered("Anotado: el viernes.", timestamp=10.1), ActionExecuted("action_listen", timestamp=10.2)],
+    ]  # fmt: skip
+
+    async def converse() -> tuple:
+        tracker = DialogueStateTracker(phone, store.domain.slots)
+        for turn in turns:
+            for event in turn:
+                tracker.update(event)
+            await store.save(tracker)
+            tracker = await store.retrieve(phone)  # what the next turn starts from
+            assert tracker is not None
+        return tracker, await store.retrieve_full_tracker(phone), await store.retrieve("+525550000000")
+
+    latest, full, nobody = asyncio.run(converse())
+    every = [event for turn in turns for event in turn]
+    assert [e.as_dict() for e in full.events] == [e.as_dict() for e in every]  # each stored once, in order
+    assert [e.as_dict() for e in latest.events] == [e.as_dict() for e in every[7:]]  # from the last SessionStarted
+    assert latest.get_slot("language") == "es" and latest.latest_message.text == "te pago el viernes"
+    assert nobody is None
+    with store.session_scope() as session:
+        assert session.query(store.SQLEvent).count() == len(every)

@@ -1,0 +1,113 @@
+"""Benchmark: Rasa's SQL tracker store as Rasa 3.6.21 ships it and with
+Cobrador's fix (cobrador.rasa_fixes: the events' JSON read, not whole rows).
+
+A debtor's conversation of `--turns` turns (each: the message, a custom
+action, a bot message, slots, action_listen, as Rasa stores them) is saved
+turn by turn; each turn Rasa reads the tracker back and then saves it (one
+`retrieve` and one `save`, which counts what is stored). Prints the CPU
+milliseconds per turn of those two, stock and fixed, in alternating rounds,
+on a SQLite file or `--postgres URL` (a scratch database there). Run with
+`.venv/bin/python bench/tracker_store.py [--postgres URL]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rasa.core.tracker_store import SQLTrackerStore  # noqa: E402
+from rasa.shared.core.domain import Domain  # noqa: E402
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered  # noqa: E402
+from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
+
+STOCK = (SQLTrackerStore._retrieve, SQLTrackerStore._additional_events, SQLTrackerStore.save)
+from cobrador import rasa_fixes  # noqa: E402
+
+rasa_fixes.apply()
+FIXED = (SQLTrackerStore._retrieve, SQLTrackerStore._additional_events, SQLTrackerStore.save)
+
+
+def use(functions: tuple) -> None:
+    SQLTrackerStore._retrieve, SQLTrackerStore._additional_events, SQLTrackerStore.save = functions
+
+
+def turn_events(n: int, at: float) -> list:
+    return [
+        UserUttered(f"mensaje {n}", {"name": "inform", "confidence": 0.9}, message_id=f"SM{n:032d}", timestamp=at),
+        ActionExecuted("action_cobrador_turn", timestamp=at + 0.1),
+        BotUttered(f"respuesta {n} " + "x" * 120, {"elements": None}, timestamp=at + 0.2),
+        SlotSet("dialogue", {"state": "verified", "turn": n}, timestamp=at + 0.3),
+        SlotSet("language", "es", timestamp=at + 0.4),
+        ActionExecuted("action_listen", timestamp=at + 0.5),
+    ]
+
+
+async def conversation(store: SQLTrackerStore, phone: str, turns: int) -> float:
+    """CPU seconds of `retrieve` + `save` over a conversation of `turns` turns."""
+    tracker = DialogueStateTracker(phone, store.domain.slots)
+    for event in [ActionExecuted("action_session_start", timestamp=1.0), SessionStarted(timestamp=1.1),
+                  ActionExecuted("action_listen", timestamp=1.2)]:  # fmt: skip
+        tracker.update(event)
+    await store.save(tracker)
+    spent = 0.0
+    for n in range(turns):
+        started = time.process_time()
+        tracker = await store.retrieve(phone)
+        spent += time.process_time() - started
+        for event in turn_events(n, 2.0 + n):
+            tracker.update(event)
+        started = time.process_time()
+        await store.save(tracker)
+        spent += time.process_time() - started
+    return spent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=10, help="turns per conversation")
+    parser.add_argument("--conversations", type=int, default=30, help="conversations per round")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per version, alternating")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="a PostgreSQL server (scratch database cobrador_bench_trackers)"
+    )
+    args = parser.parse_args()
+    domain = Domain.load(str(ROOT / "domain.yml"))
+    with tempfile.TemporaryDirectory() as folder:
+        if args.postgres:
+            from cobrador.devstack import scratch_postgres
+
+            server = urlsplit(args.postgres)
+            scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")
+            store = SQLTrackerStore(
+                domain, dialect="postgresql", host=server.hostname, port=server.port or 5432,
+                username=server.username or "postgres", password=server.password or "", db="cobrador_bench_trackers",
+            )  # fmt: skip
+        else:
+            store = SQLTrackerStore(domain, dialect="sqlite", db=str(Path(folder) / "trackers.db"))
+        costs: dict[str, list[float]] = {"stock": [], "fixed": []}
+        for round_ in range(args.rounds):
+            for name in ("stock", "fixed") if round_ % 2 == 0 else ("fixed", "stock"):
+                use(STOCK if name == "stock" else FIXED)
+                spent = sum(
+                    asyncio.run(conversation(store, f"+52{name}{round_}{c:04d}", args.turns))
+                    for c in range(args.conversations)
+                )
+                costs[name].append(spent / (args.conversations * args.turns) * 1000)
+        for name, values in costs.items():
+            print(f"{name}: retrieve + save {statistics.median(values):.2f} ms CPU a turn "
+                  f"(rounds {', '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
+        print(f"fixed / stock: {statistics.median(costs['fixed']) / statistics.median(costs['stock']):.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
