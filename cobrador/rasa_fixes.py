@@ -83,7 +83,7 @@ def apply() -> None:
 
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     _event_classes_by_name()
-    _tracker_events_by_column()
+    _tracker_store_as_sql()
     _applied = True
 
 
@@ -175,7 +175,7 @@ def _event_classes_by_name() -> None:
     Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign]
 
 
-def _tracker_events_by_column() -> None:
+def _tracker_store_as_sql() -> None:
     import itertools
     import json
 
