@@ -61,6 +61,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         token=LOCAL_TOKEN,
         demo_today=DEMO_TODAY,
         extra_env={"COBRADOR_FAKE_NOW": FAKE_NOW, "COBRADOR_SWEEP_SECONDS": "2"},
+        # Rasa keeps its trackers in its SQL tracker store, as `make run` does.
+        tracker_store={"type": "SQL", "dialect": "sqlite", "db": str(folder / "trackers.db")},
     ) as local:
         stack = Stack(local.rasa_url, local.actions_url, database_url, local.rasa_log, local.ingest_url)
         stack.launch = local.launch_rasa
