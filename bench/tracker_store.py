@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,6 +30,7 @@ from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
 STOCK = (SQLTrackerStore._retrieve, SQLTrackerStore._additional_events, SQLTrackerStore.save)
 from cobrador import rasa_fixes  # noqa: E402
+from cobrador.devstack import open_tracker_store, scratch_postgres, sql_trackers  # noqa: E402
 
 rasa_fixes.apply()
 FIXED = (SQLTrackerStore._retrieve, SQLTrackerStore._additional_events, SQLTrackerStore.save)
@@ -83,16 +83,9 @@ def main() -> int:
     domain = Domain.load(str(ROOT / "domain.yml"))
     with tempfile.TemporaryDirectory() as folder:
         if args.postgres:
-            from cobrador.devstack import scratch_postgres
-
-            server = urlsplit(args.postgres)
-            scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")
-            store = SQLTrackerStore(
-                domain, dialect="postgresql", host=server.hostname, port=server.port or 5432,
-                username=server.username or "postgres", password=server.password or "", db="cobrador_bench_trackers",
-            )  # fmt: skip
-        else:
-            store = SQLTrackerStore(domain, dialect="sqlite", db=str(Path(folder) / "trackers.db"))
+            scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")  # fresh, empty
+        endpoint = sql_trackers(Path(folder) / "trackers.db", args.postgres, "cobrador_bench_trackers")
+        store = open_tracker_store(endpoint, domain)
         costs: dict[str, list[float]] = {"stock": [], "fixed": []}
         for round_ in range(args.rounds):
             for name in ("stock", "fixed") if round_ % 2 == 0 else ("fixed", "stock"):

@@ -30,14 +30,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cobrador.devstack import MODEL, local_stack, scratch_postgres  # noqa: E402
+from cobrador.devstack import MODEL, local_stack, scratch_postgres, sql_trackers  # noqa: E402
 from cobrador.whatsapp.simulator import signed_form, twilio_fields  # noqa: E402
 
 TOKEN = "bench-local-token"
@@ -503,16 +502,10 @@ def main() -> int:
                 "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886", "TWILIO_API_BASE": fake.url,
             }  # fmt: skip
         trackers = None
-        if args.sql_trackers and args.postgres:
-            server = urlsplit(args.postgres)
-            trackers = {
-                "type": "SQL", "dialect": "postgresql", "url": server.hostname, "port": server.port or 5432,
-                "username": server.username or "postgres", "password": server.password or "",
-                "db": "cobrador_bench_trackers", "login_db": "postgres",
-            }  # fmt: skip
-            scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")  # fresh, empty
-        elif args.sql_trackers:
-            trackers = {"type": "SQL", "dialect": "sqlite", "db": str(Path(folder) / "trackers.db")}
+        if args.sql_trackers:
+            trackers = sql_trackers(Path(folder) / "trackers.db", args.postgres, "cobrador_bench_trackers")
+            if args.postgres:
+                scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")  # fresh, empty
         with local_stack(Path(folder), database_url, token=TOKEN, twilio=twilio, tracker_store=trackers) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
             parse_ahead = ready_to_parse(stack)

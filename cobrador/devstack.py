@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -80,10 +81,13 @@ class LocalStack:
     def rasa_log(self) -> Path:
         return self.folder / "rasa.log"
 
-    def launch_rasa(self, port: int, log: Path, endpoints: Optional[Path] = None) -> subprocess.Popen:
+    def launch_rasa(self, port: int, log: Path, tracker_store: Optional[dict[str, Any]] = None) -> subprocess.Popen:
         """A Rasa server on `port` sharing this stack's ledger, actions and public
-        URL (and its in-memory tracker store, unless `endpoints` name another)."""
-        endpoints = endpoints or self.folder / "endpoints.yml"
+        URL, and its tracker store unless `tracker_store` names another."""
+        endpoints = self.folder / "endpoints.yml"
+        if tracker_store is not None:
+            endpoints = self.folder / f"endpoints-{port}.yml"
+            write_endpoints(endpoints, self.actions_port, tracker_store)
         process = subprocess.Popen(
             [str(BIN / "rasa"), "run", "--model", str(self.model), "--endpoints", str(endpoints),
              "--credentials", str(self.folder / "credentials.yml"), "--port", str(port),
@@ -140,10 +144,7 @@ def local_stack(
         [sys.executable, "-m", "cobrador", "demo", "load", *demo], env=env, cwd=ROOT, check=True, capture_output=True
     )
     (folder / "credentials.yml").write_text("cobrador.whatsapp.channel.WhatsAppInput:\nrest:\n", encoding="utf-8")
-    endpoints: dict[str, Any] = {"action_endpoint": {"url": f"http://127.0.0.1:{actions_port}/webhook"}}
-    if tracker_store:
-        endpoints["tracker_store"] = tracker_store
-    (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
+    write_endpoints(folder / "endpoints.yml", actions_port, tracker_store)
     stack = LocalStack(folder, database_url, env, actions_port, rasa_port, ingest_port, model)
     try:
         actions_log = folder / "actions.log"
@@ -173,6 +174,37 @@ def local_stack(
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def write_endpoints(path: Path, actions_port: int, tracker_store: Optional[dict[str, Any]]) -> None:
+    """Rasa's endpoints file: the action server on `actions_port`, and the
+    `tracker_store` endpoint (None: Rasa keeps its trackers in memory)."""
+    endpoints: dict[str, Any] = {"action_endpoint": {"url": f"http://127.0.0.1:{actions_port}/webhook"}}
+    if tracker_store:
+        endpoints["tracker_store"] = tracker_store
+    path.write_text(yaml.safe_dump(endpoints), encoding="utf-8")
+
+
+def sql_trackers(sqlite_file: Path, postgres: Optional[str] = None, name: str = "cobrador_trackers") -> dict[str, Any]:
+    """Rasa's `tracker_store` endpoint for its SQL tracker store: the SQLite
+    file `sqlite_file`, or with `postgres` (a server's URL) the database
+    `name` on that server (Rasa creates it when missing)."""
+    if postgres is None:
+        return {"type": "SQL", "dialect": "sqlite", "db": str(sqlite_file)}
+    server = urlsplit(postgres)
+    return {
+        "type": "SQL", "dialect": "postgresql", "url": server.hostname, "port": server.port or 5432,
+        "username": server.username or "postgres", "password": server.password or "", "db": name,
+        "login_db": "postgres",
+    }  # fmt: skip
+
+
+def open_tracker_store(endpoint: dict[str, Any], domain: Any) -> Any:
+    """The tracker store Rasa makes of a `tracker_store` endpoint (`sql_trackers`)."""
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.utils.endpoints import EndpointConfig
+
+    return TrackerStore.create(EndpointConfig.from_dict(endpoint), domain)
 
 
 def scratch_postgres(server: str, name: str) -> str:

@@ -565,8 +565,8 @@ class WhatsAppInput(InputChannel):
             self.answered.popitem(last=False)
 
     def _just_answered(self, sid: str, seconds: float = 120.0) -> bool:
-        answered = self.answered.get(sid)
-        return answered is not None and time.monotonic() - answered < seconds
+        when = self.answered.get(sid)
+        return when is not None and time.monotonic() - when < seconds
 
     async def ran_already(self, inbound: Inbound, language: str) -> Optional[list[tuple[str, str, list, str]]]:
         """The replies of the turn of `inbound`, if that turn already ran (the

@@ -187,30 +187,26 @@ def sql_tracker_store(request: pytest.FixtureRequest, tmp_path):
     """Rasa's SQL tracker store on a fresh SQLite file, or a fresh PostgreSQL database."""
     import uuid
     from pathlib import Path
-    from urllib.parse import urlparse
 
-    from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
 
+    from cobrador.devstack import open_tracker_store, sql_trackers
+
     domain = Domain.load(str(Path(__file__).resolve().parents[2] / "domain.yml"))
-    if request.param == "sqlite":
-        yield SQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "trackers.db"))
-        return
-    server = urlparse(request.getfixturevalue("postgres_url"))
+    server = (
+        request.getfixturevalue("postgres_url").split("?")[0].rsplit("/", 1)[0] if request.param == "postgres" else None
+    )
     name = f"rasa_fix_{uuid.uuid4().hex[:8]}"
-    store = SQLTrackerStore(
-        domain, dialect="postgresql", host=server.hostname, port=server.port or 5432,
-        username=server.username or "postgres", password=server.password or "", db=name, login_db="postgres",
-    )  # fmt: skip
+    store = open_tracker_store(sql_trackers(tmp_path / "trackers.db", server, name), domain)
     yield store
     store.engine.dispose()
-    from sqlalchemy import create_engine, text
+    if server is not None:
+        from sqlalchemy import create_engine, text
 
-    admin = create_engine(f"postgresql://{server.username or 'postgres'}@{server.hostname}:{server.port or 5432}/postgres",
-                          isolation_level="AUTOCOMMIT")  # fmt: skip
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def test_the_sql_tracker_store_reads_and_appends_the_events_rasa_did(sql_tracker_store) -> None:

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 import pytest
 import requests
 
-from cobrador.devstack import MODEL, free_port, local_stack, wait_for  # noqa: F401 - re-exported to the tests
+from cobrador.devstack import MODEL, free_port, local_stack, sql_trackers, wait_for  # noqa: F401 - re-exported to the tests
 from tests.support import unavailable
 
 DEMO_TODAY = "2026-11-23"  # a Monday; the demo portfolio is written around it
@@ -32,7 +32,7 @@ class Stack:
         self.actions_url = actions_url
         self.database_url = database_url
         self.rasa_log = rasa_log
-        self.launch: Callable[[int, Path], subprocess.Popen] = lambda port, log: None  # set by the fixture
+        self.launch: Callable[..., subprocess.Popen] = lambda port, log, trackers=None: None  # set by the fixture
 
     def say(self, sender: str, text: str) -> list[str]:
         """Sends one message through Rasa's REST channel; returns the reply texts."""
@@ -62,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         demo_today=DEMO_TODAY,
         extra_env={"COBRADOR_FAKE_NOW": FAKE_NOW, "COBRADOR_SWEEP_SECONDS": "2"},
         # Rasa keeps its trackers in its SQL tracker store, as `make run` does.
-        tracker_store={"type": "SQL", "dialect": "sqlite", "db": str(folder / "trackers.db")},
+        tracker_store=sql_trackers(folder / "trackers.db"),
     ) as local:
         stack = Stack(local.rasa_url, local.actions_url, database_url, local.rasa_log, local.ingest_url)
         stack.launch = local.launch_rasa

@@ -296,8 +296,7 @@ def test_a_message_an_ingest_died_holding_is_taken_over_after_the_stale_claim_ti
     phone = "+525550000119"
     sid = "SM" + "b" * 32
     before = outbound_count(stack, phone)
-    with session_scope(stack.database_url) as session:  # claimed by an ingest that then died, long ago
-        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
+    claimed(stack, sid, phone)  # by an ingest that then died, long ago
     claimed_long_ago(stack, sid)
     processed(stack, phone, sid, timeout=30)
     replies = replies_after(stack, phone, before)
@@ -315,19 +314,15 @@ def test_replies_rasa_gave_an_ingest_that_died_are_recorded_by_the_sweep_not_mad
     phone = "+525550000125"
     sid = "SM" + "f" * 32
     before = outbound_count(stack, phone)
-    with session_scope(stack.database_url) as session:
-        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
-    body = json.dumps({"sid": sid, "phone": phone, "body": "hola", "language": "es"}).encode()
-    headers = {"X-Cobrador-Signature": forward_signature(forward_key(LOCAL_TOKEN), body)}
-    answer = requests.post(stack.rasa_url + "/webhooks/whatsapp/process", data=body, headers=headers, timeout=30)
+    claimed(stack, sid, phone)
+    answer = process(stack, phone, "hola", sid=sid)
     assert answer.status_code == 200
     given = [reply["body"] for reply in answer.json()["messages"]]
     assert given
     claimed_long_ago(stack, sid)  # the ingest died; its claim is stale
     processed(stack, phone, sid, timeout=30)
     assert [reply.body for reply in replies_after(stack, phone, before)] == given
-    user_turns = [event for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
-    assert [event["message_id"] for event in user_turns] == [sid]
+    assert user_message_ids(stack.rasa_url, phone) == [sid]
 
 
 def test_a_turn_the_ingest_left_mid_way_still_ends_and_the_sweep_records_its_replies(stack) -> None:
@@ -341,13 +336,12 @@ def test_a_turn_the_ingest_left_mid_way_still_ends_and_the_sweep_records_its_rep
     phone = "+525550000126"
     sid = "SM" + "7" * 32
     before = outbound_count(stack, phone)
-    with session_scope(stack.database_url) as session:
-        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
-    body = json.dumps({"sid": sid, "phone": phone, "body": "hola", "language": "es"}).encode()
+    claimed(stack, sid, phone)
+    body, headers = forward(sid, phone, "hola")
     rasa = urlsplit(stack.rasa_url)
     head = (
         f"POST /webhooks/whatsapp/process HTTP/1.1\r\nHost: {rasa.netloc}\r\nContent-Type: application/json\r\n"
-        f"X-Cobrador-Signature: {forward_signature(forward_key(LOCAL_TOKEN), body)}\r\n"
+        f"X-Cobrador-Signature: {headers['X-Cobrador-Signature']}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     with socket.create_connection((rasa.hostname, rasa.port), timeout=10) as connection:
@@ -356,18 +350,33 @@ def test_a_turn_the_ingest_left_mid_way_still_ends_and_the_sweep_records_its_rep
     claimed_long_ago(stack, sid)  # its claim is stale
     processed(stack, phone, sid, timeout=30)
     assert replies_after(stack, phone, before)
-    user_turns = [event for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
-    assert [event["message_id"] for event in user_turns] == [sid]
+    assert user_message_ids(stack.rasa_url, phone) == [sid]
     assert f"{sid}: its turn ran already; recording the replies it gave" in stack.rasa_log.read_text()
 
 
+def claimed(stack, sid: str, phone: str) -> None:
+    """ "hola" from `phone` stored as an ingest stores it, claimed for its turn."""
+    with session_scope(stack.database_url) as session:
+        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
+
+
 def rasa_tracker(stack, phone: str) -> dict:
+    return tracker_at(stack.rasa_url, phone)
+
+
+def tracker_at(rasa_url: str, phone: str) -> dict:
+    """The debtor's tracker (every session) from the HTTP API of the Rasa at `rasa_url`."""
     from tests.e2e.test_rasa_api import SECRET, token
 
     headers = {"Authorization": f"Bearer {token(SECRET)}"}
-    answer = requests.get(f"{stack.rasa_url}/conversations/{phone}/tracker", headers=headers, timeout=10)
+    answer = requests.get(f"{rasa_url}/conversations/{phone}/tracker", headers=headers, timeout=10)
     answer.raise_for_status()
     return answer.json()
+
+
+def user_message_ids(rasa_url: str, phone: str) -> list[str]:
+    """The message ids of the debtor's messages in the tracker: one per turn run."""
+    return [event["message_id"] for event in tracker_at(rasa_url, phone)["events"] if event["event"] == "user"]
 
 
 def rasa_model_id(stack) -> str:
@@ -381,14 +390,27 @@ def user_parses(stack, phone: str) -> list[dict]:
     return [event["parse_data"] for event in rasa_tracker(stack, phone)["events"] if event["event"] == "user"]
 
 
-def process(stack, phone: str, text: str, parse: Optional[dict] = None) -> requests.Response:
-    """A forward as the ingest sends it, with the parse its NLU worker made."""
-    forward = {"sid": f"SM{time.time_ns():032d}"[-34:], "phone": phone, "body": text, "language": "es"}
+def forward(sid: str, phone: str, text: str, parse: Optional[dict] = None) -> tuple[bytes, dict[str, str]]:
+    """A forward's body and headers as the ingest sends them, with the parse its NLU worker made."""
+    message = {"sid": sid, "phone": phone, "body": text, "language": "es"}
     if parse is not None:
-        forward["parse"] = parse
-    body = json.dumps(forward, ensure_ascii=False).encode("utf-8")
-    headers = {"X-Cobrador-Signature": forward_signature(forward_key(LOCAL_TOKEN), body)}
-    return requests.post(stack.rasa_url + "/webhooks/whatsapp/process", data=body, headers=headers, timeout=30)
+        message["parse"] = parse
+    body = json.dumps(message, ensure_ascii=False).encode("utf-8")
+    return body, {"X-Cobrador-Signature": forward_signature(forward_key(LOCAL_TOKEN), body)}
+
+
+def process(
+    stack,
+    phone: str,
+    text: str,
+    parse: Optional[dict] = None,
+    sid: Optional[str] = None,
+    rasa_url: Optional[str] = None,
+) -> requests.Response:
+    """A forward posted as the ingest posts it (to the stack's Rasa unless `rasa_url`)."""
+    body, headers = forward(sid or f"SM{time.time_ns():032d}"[-34:], phone, text, parse)
+    url = (rasa_url or stack.rasa_url) + "/webhooks/whatsapp/process"
+    return requests.post(url, data=body, headers=headers, timeout=30)
 
 
 def test_rasa_takes_a_parse_made_ahead_only_from_its_own_model_for_that_text(stack) -> None:
