@@ -8,14 +8,15 @@ returns exist. Money is `Decimal` (or `int`) in cents; a float is refused.
 Policy (how far a promise may be, how many instalments a creditor allows)
 lives in `cobrador.policy`; these commands enforce only what keeps the ledger
 true: amounts against balances, plans that sum to the balance, one pending
-promise and one active plan per account, one open case per question.
+promise and one active plan per account, one open case per question, and
+one promise, plan or payment claim per debtor message (its turn may run twice).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -137,6 +138,22 @@ def _cancel_active_plans(session: Session, account_id: int) -> None:
         plan.status = "cancelled"
 
 
+def _recorded_from(session: Session, model: Any, account_id: int, source_message_sid: Optional[str]) -> Optional[int]:
+    """The id of the `model` row (promise, plan, payment claim) already recorded
+    on the account from that debtor message, or None. A message's turn can run
+    twice: Rasa died before saving it, or gave up waiting for an action that
+    then committed, and the message was answered again after the restart. The
+    message still yields one promise, one plan or one claim."""
+    if not source_message_sid:
+        return None
+    return session.execute(
+        select(model.id)
+        .where(model.account_id == account_id, model.source_message_sid == source_message_sid)
+        .order_by(model.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def record_promise(
     session: Session,
     account_id: int,
@@ -157,7 +174,9 @@ def record_promise(
         created_by: `bot` or `agent:<id>`.
 
     Returns:
-        The new promise's id.
+        The new promise's id; if a promise was already recorded on the account
+        from `source_message_sid` (the message's turn ran again), that one's
+        id, and nothing changes.
 
     Raises:
         LedgerError: unknown account, account not active, or an amount that
@@ -165,6 +184,9 @@ def record_promise(
     """
     amount = _money(amount, "promise amount")
     due_date = _date(due_date, "promise due_date")
+    recorded = _recorded_from(session, Promise, account_id, source_message_sid)
+    if recorded is not None:
+        return recorded
     account = _account(session, account_id, lock=True)
     _require_active(account, "promise")
     if amount <= 0:
@@ -210,7 +232,9 @@ def record_plan(
         created_by: `bot` or `agent:<id>`.
 
     Returns:
-        The new plan's id; its instalments are numbered 1..n.
+        The new plan's id; its instalments are numbered 1..n. If a plan was
+        already recorded on the account from `source_message_sid` (the
+        message's turn ran again), that one's id, and nothing changes.
 
     Raises:
         LedgerError: unknown account, account not active, unknown frequency,
@@ -235,6 +259,9 @@ def record_plan(
     discount = _money(discount, "discount")
     if discount < 0:
         raise LedgerError(f"discount must not be negative, got {discount}")
+    recorded = _recorded_from(session, PaymentPlan, account_id, source_message_sid)
+    if recorded is not None:
+        return recorded
     account = _account(session, account_id, lock=True)
     _require_active(account, "payment plan")
     total = sum(amounts, Decimal("0.00"))
@@ -285,7 +312,9 @@ def record_payment_claim(
         source_message_sid: provider id of the debtor message it came from.
 
     Returns:
-        The new claim's id (status `pending`).
+        The new claim's id (status `pending`); if a claim was already recorded
+        on the account from `source_message_sid` (the message's turn ran
+        again), that one's id, and nothing changes.
 
     Raises:
         LedgerError: unknown account, an amount not positive or not in cents,
@@ -306,6 +335,9 @@ def record_payment_claim(
     urls = list(media_urls)
     if any(not isinstance(url, str) or not url for url in urls):
         raise LedgerError("every media URL must be a non-empty string")
+    recorded = _recorded_from(session, PaymentClaim, account_id, source_message_sid)
+    if recorded is not None:
+        return recorded
     account = _account(session, account_id)
     claim = PaymentClaim(
         account_id=account.id,

@@ -39,9 +39,16 @@ class Chat:
     def say(self, text: str, intent: str, confidence: float = 0.95, media: tuple = ()) -> list[str]:
         self.sid += 1
         turn = Turn(self.phone, text, intent, confidence, f"SM{self.sid:032d}", media)
+        self.last = (turn, self.state, self.language)
         reply = self.engine.handle(turn, self.state, self.language)
         self.state, self.language = reply.state, reply.language
         return reply.messages
+
+    def again(self) -> list[str]:
+        """The last turn run once more, from the state before it (as Rasa runs
+        a message whose turn was not saved, after a restart)."""
+        turn, state, language = self.last
+        return self.engine.handle(turn, state, language).messages
 
     def verify(self, name: str, identifier: str) -> list[str]:
         self.say(name, "inform")
@@ -188,6 +195,30 @@ def test_plan_menu_choice_and_schedule_sum_to_the_balance(url: str) -> None:
     assert len(installments) >= 2
     assert sum(i.amount for i in installments) == Decimal("4850.50")
     assert all(i.amount >= Decimal("250.00") for i in installments)
+
+
+def test_a_turn_run_again_records_its_promise_plan_and_claim_once(url: str) -> None:
+    maria = account(url, "AM-100231").id
+    chat = Chat(url, MARIA)
+    chat.say("te pago el viernes 1500", "promise_to_pay")
+    chat.verify("Maria Guadalupe Lopez", "0231")
+    replies = chat.say("si", "affirm")
+    assert chat.again() == replies
+    (promise,) = rows(url, Promise, Promise.account_id == maria)
+    assert promise.status == "pending" and promise.source_message_sid == f"SM{chat.sid:032d}"
+    chat.say("mejor en abonos", "request_plan")
+    menu = chat.say("puedo dar 1000 cada quincena", "inform")
+    chat.say("1", "inform")
+    schedule = chat.say("si", "affirm")
+    assert schedule[0] == "¡Listo! Tu plan quedó registrado. Estas son tus fechas:" and len(menu) > 2
+    assert chat.again() == schedule
+    (plan,) = rows(url, PaymentPlan, PaymentPlan.account_id == maria)
+    assert plan.status == "active" and rows(url, Promise, Promise.status == "pending", Promise.account_id == maria) == []
+    chat.say("ya pague", "claim_paid")
+    thanks = chat.say("el viernes pasado 1000 referencia 88123456", "inform")
+    assert thanks[0].startswith("¡Gracias! Registré tu pago") and chat.again() == thanks
+    (claim,) = rows(url, PaymentClaim, PaymentClaim.account_id == maria)
+    assert claim.reference == "88123456"
 
 
 def test_nothing_fits_escalates_as_hardship_with_the_debtors_words(url: str) -> None:

@@ -96,6 +96,36 @@ def test_record_promise_supersedes_the_pending_one(session) -> None:
     assert open_accounts(session, ids["debtor"])[0].pending_promise == (D("1000.00"), dt.date(2026, 11, 30))
 
 
+def test_one_message_records_one_promise_plan_and_claim_however_often_its_turn_runs(session) -> None:
+    """A message's turn that runs again (Rasa died before saving it, or gave
+    up on an action that then committed) finds what it recorded the first time."""
+    ids = _ledger(session)
+    promise = record_promise(session, ids["account"], D("400.00"), dt.date(2026, 11, 28), source_message_sid="SM1")
+    again = record_promise(session, ids["account"], D("400.00"), dt.date(2026, 11, 28), source_message_sid="SM1")
+    assert again == promise
+    assert _promises(session, ids["account"]) == [(D("400.00"), dt.date(2026, 11, 28), "pending", False)]
+    schedule = ([D("500.00"), D("500.00")], [dt.date(2026, 12, 1), dt.date(2026, 12, 8)])
+    plan = record_plan(session, ids["account"], "weekly", *schedule, source_message_sid="SM2")
+    assert record_plan(session, ids["account"], "weekly", *schedule, source_message_sid="SM2") == plan
+    assert _count(session, PaymentPlan) == 1 and _count(session, Installment) == 2
+    assert session.get(PaymentPlan, plan).status == "active"
+    # The promise of the earlier message stays cancelled by the plan: its
+    # message running again changes nothing either.
+    assert record_promise(session, ids["account"], D("400.00"), dt.date(2026, 11, 28), source_message_sid="SM1") == promise
+    assert session.get(Promise, promise).status == "cancelled" and session.get(PaymentPlan, plan).status == "active"
+    claim = record_payment_claim(session, ids["account"], amount=D("500.00"), source_message_sid="SM3")
+    assert record_payment_claim(session, ids["account"], amount=D("500.00"), source_message_sid="SM3") == claim
+    assert _count(session, PaymentClaim) == 1
+    # Other messages (or none: an agent, the REST channel) record anew, and
+    # a message is matched on its own account only.
+    assert record_payment_claim(session, ids["account"], amount=D("500.00"), source_message_sid="SM4") != claim
+    assert record_payment_claim(session, ids["account"], amount=D("500.00")) != claim
+    assert record_payment_claim(session, ids["second"], amount=D("80.50"), source_message_sid="SM3") != claim
+    assert _count(session, PaymentClaim) == 4
+    second = record_promise(session, ids["account"], D("100.00"), dt.date(2026, 11, 30))
+    assert record_promise(session, ids["account"], D("100.00"), dt.date(2026, 11, 30)) != second
+
+
 @pytest.mark.parametrize(
     ("amount", "message"),
     [
