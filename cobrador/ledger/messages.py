@@ -138,6 +138,21 @@ def claim_inbound(
     return session.execute(_CLAIM_UNCHANGED, {**values, "since": unchanged_since}).rowcount == 1
 
 
+_KEEP_CLAIMS = text(
+    "UPDATE messages SET updated_at = :now"
+    " WHERE provider_sid IN :sids AND direction = 'inbound' AND status = 'processing'"
+).bindparams(_NOW, bindparam("sids", expanding=True))
+
+
+def keep_claims(session: Session, provider_sids: Sequence[str]) -> int:
+    """Touches the claims a live process still holds on these inbound messages
+    (those still `processing`), so no sweep takes them for a dead process's;
+    how many it touched."""
+    if not provider_sids:
+        return 0
+    return session.execute(_KEEP_CLAIMS, {"sids": list(provider_sids), "now": utcnow()}).rowcount
+
+
 def release_inbound(session: Session, provider_sid: str) -> None:
     """Back to `received` a message claimed for a turn that never started."""
     session.execute(

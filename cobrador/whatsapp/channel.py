@@ -297,6 +297,61 @@ def claim_for_turn(sid: str, phone: str, recovered: bool) -> Optional[str]:
         return messages.languages(session, [phone]).get(phone) or "es"
 
 
+# A live process (the ingest, or Rasa for the turns it claims itself) touches
+# the claims it holds this often; a claim left untouched for
+# COBRADOR_STALE_CLAIM_SECONDS (a minute) is a dead process's, and the Rasa
+# channel's sweep takes it over.
+KEEP_CLAIMS_SECONDS = 15.0
+STALE_CLAIM_SECONDS = 60.0
+
+
+def keep_claims(sids: Sequence[str]) -> int:
+    """`messages.keep_claims` in a transaction of its own."""
+    with session_scope() as session:
+        return messages.keep_claims(session, sids)
+
+
+class HeldClaims:
+    """The inbound messages this process holds claimed for their turns, and
+    the task (`keep`) that touches those held longer than `every` seconds,
+    every `every` seconds, however long their turns take (Rasa slow or
+    restarting, a turn waiting behind others): only a process that died
+    leaves a claim to go stale. `database` runs a function off the loop."""
+
+    def __init__(self, database: Callable[..., Awaitable[Any]], every: Optional[float] = None) -> None:
+        self.database = database
+        self.every = every if every is not None else float(
+            os.environ.get("COBRADOR_KEEP_CLAIMS_SECONDS", str(KEEP_CLAIMS_SECONDS))
+        )
+        self.held: dict[str, float] = {}  # sid -> when last claimed or touched (monotonic)
+
+    def hold(self, sid: str) -> None:
+        self.held[sid] = time.monotonic()
+
+    def let_go(self, sid: str) -> None:
+        self.held.pop(sid, None)
+
+    async def keep(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            now = time.monotonic()
+            due = [sid for sid, since in self.held.items() if now - since >= self.every * 0.9]
+            if not due:
+                continue
+            try:
+                await self.database(keep_claims, due)
+            except Exception:  # noqa: BLE001 - tried again next time; a claim goes stale only after several
+                logger.warning("the claims on %s messages could not be touched", len(due), exc_info=True)
+                continue
+            for sid in due:
+                if sid in self.held:
+                    self.held[sid] = now
+
+
+def stale_claim_seconds() -> float:
+    return float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", str(STALE_CLAIM_SECONDS)))
+
+
 def release_claim(sid: str) -> None:
     """Gives a claimed message back (its turn could not start), for the sweep."""
     with session_scope() as session:
@@ -551,6 +606,7 @@ class WhatsAppInput(InputChannel):
         self.answered: OrderedDict[str, float] = OrderedDict()
         self.turns_running: set[asyncio.Future] = set()
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
+        self.claims = HeldClaims(asyncio.to_thread)  # those of the turns run by the sweep and recovery
         self.app: Any = None  # Rasa's Sanic app, once it serves (its agent holds the tracker store)
 
     @classmethod
@@ -645,6 +701,7 @@ class WhatsAppInput(InputChannel):
                         language = await asyncio.to_thread(claim_for_turn, inbound.sid, inbound.phone, recovered)
                     if language is None:  # answered or being answered elsewhere
                         return
+                    self.claims.hold(inbound.sid)
                     # A message claimed before (by an ingest that died, or
                     # before a restart) may have had its turn without its
                     # replies being recorded: they are recorded now. (One that
@@ -657,6 +714,7 @@ class WhatsAppInput(InputChannel):
                         await run_turn(inbound, language, recovered)
             finally:
                 self.in_flight.discard(inbound.sid)
+                self.claims.let_go(inbound.sid)
 
         async def run_turn(inbound: Inbound, language: str, recovered: bool) -> None:
             outbox: Optional[list] = [] if self.sender is None else None
@@ -779,6 +837,7 @@ class WhatsAppInput(InputChannel):
             self.app = app
             app.add_task(self._recover(app, process))
             app.add_task(self._sweep(process))
+            app.add_task(self.claims.keep())
 
         if self.settings.local:
             from cobrador.whatsapp.simulator import register
@@ -812,12 +871,12 @@ class WhatsAppInput(InputChannel):
         """Picks up messages stored but never answered, so nothing waits for the
         next restart: `received` ones whose hand-over failed (Rasa was down
         longer than the ingest's retries), and `processing` ones held for
-        longer than COBRADOR_STALE_CLAIM_SECONDS (3 min; an ingest that died).
-        A live ingest holds a claim for less: its hand-over gives up on Rasa
-        after two minutes, and a turn still running here is in `in_flight`.
-        If its turn ran (the tracker holds it), the replies it gave are
-        recorded (`ran_already`); otherwise it runs."""
-        stale_claim = float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", "180"))
+        longer than COBRADOR_STALE_CLAIM_SECONDS (a minute; an ingest that
+        died): a live ingest touches its claims every 15 s however long it
+        holds them (`HeldClaims`), and a turn still running here is in
+        `in_flight`. If its turn ran (the tracker holds it), the replies it
+        gave are recorded (`ran_already`); otherwise it runs."""
+        stale_claim = stale_claim_seconds()
         while True:
             await asyncio.sleep(self.sweep_seconds)
             try:

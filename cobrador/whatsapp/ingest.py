@@ -59,6 +59,7 @@ from cobrador.ledger.messages import LoggedMessage
 from cobrador.whatsapp.channel import (
     EMPTY_TWIML,
     MEDIA_HEADERS,
+    HeldClaims,
     Inbound,
     Outcome,
     WhatsAppOutput,
@@ -262,6 +263,7 @@ class Ingest:
         self.drain_seconds = float(os.environ.get("COBRADOR_DRAIN_SECONDS", "8"))
         self.next_look = 0.0
         self.storing: set[str] = set()  # senders with a message being stored claimed
+        self.claims = HeldClaims(functools.partial(self.pool.run, TURN))  # touched while their turns last
         self.tasks: set[asyncio.Task] = set()
 
     def app(self) -> web.Application:
@@ -281,6 +283,7 @@ class Ingest:
             self.understanding.start()
         if self.sender is not None:
             self._spawn(self._resend())
+        self._spawn(self.claims.keep())
 
     async def _stop(self, app: web.Application) -> None:
         await self._drain()
@@ -356,6 +359,8 @@ class Ingest:
             if admission.opt_out:
                 self._spawn(opt_out(self.settings, self.sender, inbound.sid, inbound.phone, inbound.body))
             else:
+                if stored.language is not None:  # stored claimed
+                    self.claims.hold(inbound.sid)
                 self.forward(inbound, stored.language, parse)
         return web.Response(status=admission.status, text=admission.text, content_type=admission.content_type)
 
@@ -399,6 +404,7 @@ class Ingest:
             async with self.turns:
                 await self.hand_over(inbound, language, parse)
         finally:
+            self.claims.let_go(inbound.sid)  # answered, given back, or left to the sweep
             # Forgotten in the same step as the turn's end (a done-callback
             # would run a loop iteration later, after the debtor's next message
             # may have come in and, finding this one, been claimed separately).
@@ -416,6 +422,7 @@ class Ingest:
             if language is None:
                 _drop(parse)
                 return  # answered or being answered by the Rasa channel itself
+            self.claims.hold(inbound.sid)
         replies = await self._run_turn(inbound, language, await parsed(parse))
         if replies is None:
             return

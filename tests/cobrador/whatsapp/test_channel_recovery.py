@@ -107,6 +107,6 @@ def test_the_sweep_goes_on_when_answering_one_message_fails(monkeypatch: pytest.
 
     asyncio.run(asyncio.wait_for(sweep(), 10))
     assert answered[:6] == [
-        ("SM" + "1" * 32, "failed"), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 180.0),
-        ("SM" + "1" * 32, None), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 180.0),
+        ("SM" + "1" * 32, "failed"), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 60.0),
+        ("SM" + "1" * 32, None), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 60.0),
     ]  # fmt: skip

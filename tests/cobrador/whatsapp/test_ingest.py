@@ -285,6 +285,65 @@ def test_a_turn_stored_claimed_is_answered_and_its_replies_recorded_with_the_pro
     assert [tuple(row) for row in outbox] == [(reply["body"], "queued")]
 
 
+def touched_at(database_url: str, sid: str) -> dt.datetime:
+    with session_scope(database_url) as session:
+        return session.execute(select(Message.updated_at).where(Message.provider_sid == sid)).scalar_one()
+
+
+def test_the_claims_held_are_touched_every_period_and_only_those(ledger_url: str) -> None:
+    """A live process's claims never go stale: `HeldClaims` touches the ones
+    it holds; a claim it let go of, or a message no longer `processing`, is
+    left as it is (the sweep takes a dead process's claims)."""
+    from cobrador.whatsapp.channel import HeldClaims, Inbound, store_inbound_batch
+
+    held, let_go, answered = ("SM" + n * 32 for n in "456")
+    batch = [Inbound(sid, "+525553000010", "hola") for sid in (held, let_go, answered)]
+    store_inbound_batch(batch, [True, True, False])
+    hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    with session_scope(ledger_url) as session:
+        session.execute(update(Message).where(Message.direction == "inbound").values(updated_at=hour_ago))
+    before = {sid: touched_at(ledger_url, sid) for sid in (held, let_go, answered)}
+    claims = HeldClaims(asyncio.to_thread, every=0.05)
+
+    async def run() -> None:
+        for sid in (held, let_go, answered):
+            claims.hold(sid)
+        claims.let_go(let_go)
+        keeping = asyncio.create_task(claims.keep())
+        await asyncio.sleep(0.3)
+        keeping.cancel()
+
+    asyncio.run(run())
+    assert touched_at(ledger_url, held) - before[held] > dt.timedelta(minutes=59)
+    assert touched_at(ledger_url, let_go) == before[let_go]
+    assert touched_at(ledger_url, answered) == before[answered]
+    assert inbound_statuses(ledger_url)[held] == "processing"
+
+
+def test_a_turn_longer_than_the_keep_period_keeps_its_claim_fresh(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rasa takes 1.5 s over the turn; the ingest touches the claim every
+    0.1 s meanwhile, so the sweep would not take it for a dead ingest's."""
+    monkeypatch.setenv("COBRADOR_KEEP_CLAIMS_SECONDS", "0.1")
+    reply = {"phone": "+525553000011", "body": "¡Hola!", "media": [], "sender": "bot"}
+    with fake_rasa(200, [reply], seconds=1.5) as (rasa_url, received), running_ingest(
+        ledger_url, monkeypatch, rasa_url
+    ) as base:
+        url = base + "/webhooks/whatsapp/webhook"
+        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000011", "hola", []))
+        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
+        for _ in range(100):
+            if received:
+                break
+            threading.Event().wait(0.02)
+        claimed = touched_at(ledger_url, fields["MessageSid"])
+        threading.Event().wait(0.8)
+        assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "processing"
+        assert touched_at(ledger_url, fields["MessageSid"]) - claimed >= dt.timedelta(seconds=0.5)
+        assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+
+
 def test_a_forward_rasa_says_it_already_answers_is_left_to_it(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """409: Rasa's recovery or sweep took the message while the ingest was
     retrying; the ingest neither records nor gives it back."""
