@@ -14,8 +14,11 @@ from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy import select
 
+from cobrador.ledger.db import session_scope
 from cobrador.ledger.messages import LoggedMessage
+from cobrador.ledger.models import Message
 from cobrador.whatsapp import channel as channel_module
 from cobrador.whatsapp.channel import Inbound, WhatsAppInput
 from cobrador.whatsapp.settings import ChannelSettings
@@ -110,3 +113,39 @@ def test_the_sweep_goes_on_when_answering_one_message_fails(monkeypatch: pytest.
         ("SM" + "1" * 32, "failed"), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 60.0),
         ("SM" + "1" * 32, None), ("SM" + "2" * 32, None), ("SM" + "3" * 32, 60.0),
     ]  # fmt: skip
+
+
+def test_a_turn_the_channel_runs_itself_holds_its_claim_until_it_ends(ledger_url: str) -> None:
+    """The Rasa channel's own turns (its sweep's, its recovery's, a webhook
+    sent to it directly) are held in `claims` while they run, so its keeper
+    touches them, and let go of once they end; its start spawns the keeper."""
+    from cobrador.whatsapp.channel import store_inbound_batch
+
+    sid = "SM" + "8" * 32
+    store_inbound_batch([Inbound(sid, PHONE, "hola")], [False])  # received: the sweep's to answer
+    channel = channel_on(InMemoryTrackerStore(Domain.empty()))
+    during: list[bool] = []
+
+    async def on_new_message(message) -> None:  # noqa: ANN001 - Rasa's UserMessage
+        during.append(message.message_id in channel.claims.held)
+
+    blueprint = channel.blueprint(on_new_message)
+    (start,) = [f.listener for f in blueprint._future_listeners if f.event == "after_server_start"]
+    started: list = []
+    app = types.SimpleNamespace(ctx=types.SimpleNamespace(), add_task=started.append)
+
+    async def run() -> None:
+        await start(app, None)
+        names = [task.cr_code.co_name for task in started]
+        assert names == ["_recover", "_sweep", "keep"]
+        process = started[1].cr_frame.f_locals["process"]  # what the sweep runs turns with
+        for task in started:
+            task.close()
+        await process(Inbound(sid, PHONE, "hola"))
+
+    asyncio.run(run())
+    assert during == [True]
+    assert channel.claims.held == {}
+    with session_scope(ledger_url) as session:
+        status = session.execute(select(Message.status).where(Message.provider_sid == sid)).scalar_one()
+    assert status == "processed"
