@@ -319,10 +319,10 @@ class HeldClaims:
     leaves a claim to go stale. `database` runs a function off the loop."""
 
     def __init__(self, database: Callable[..., Awaitable[Any]], every: Optional[float] = None) -> None:
+        if every is None:
+            every = float(os.environ.get("COBRADOR_KEEP_CLAIMS_SECONDS", str(KEEP_CLAIMS_SECONDS)))
         self.database = database
-        self.every = every if every is not None else float(
-            os.environ.get("COBRADOR_KEEP_CLAIMS_SECONDS", str(KEEP_CLAIMS_SECONDS))
-        )
+        self.every = every
         self.held: dict[str, float] = {}  # sid -> when last claimed or touched (monotonic)
 
     def hold(self, sid: str) -> None:
@@ -346,10 +346,6 @@ class HeldClaims:
             for sid in due:
                 if sid in self.held:
                     self.held[sid] = now
-
-
-def stale_claim_seconds() -> float:
-    return float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", str(STALE_CLAIM_SECONDS)))
 
 
 def release_claim(sid: str) -> None:
@@ -876,7 +872,7 @@ class WhatsAppInput(InputChannel):
         holds them (`HeldClaims`), and a turn still running here is in
         `in_flight`. If its turn ran (the tracker holds it), the replies it
         gave are recorded (`ran_already`); otherwise it runs."""
-        stale_claim = stale_claim_seconds()
+        stale_claim = float(os.environ.get("COBRADOR_STALE_CLAIM_SECONDS", str(STALE_CLAIM_SECONDS)))
         while True:
             await asyncio.sleep(self.sweep_seconds)
             try:

@@ -213,7 +213,9 @@ def test_a_turn_run_again_records_its_promise_plan_and_claim_once(url: str) -> N
     assert schedule[0] == "¡Listo! Tu plan quedó registrado. Estas son tus fechas:" and len(menu) > 2
     assert chat.again() == schedule
     (plan,) = rows(url, PaymentPlan, PaymentPlan.account_id == maria)
-    assert plan.status == "active" and rows(url, Promise, Promise.status == "pending", Promise.account_id == maria) == []
+    assert (
+        plan.status == "active" and rows(url, Promise, Promise.status == "pending", Promise.account_id == maria) == []
+    )
     chat.say("ya pague", "claim_paid")
     thanks = chat.say("el viernes pasado 1000 referencia 88123456", "inform")
     assert thanks[0].startswith("¡Gracias! Registré tu pago") and chat.again() == thanks

@@ -111,7 +111,9 @@ def test_one_message_records_one_promise_plan_and_claim_however_often_its_turn_r
     assert session.get(PaymentPlan, plan).status == "active"
     # The promise of the earlier message stays cancelled by the plan: its
     # message running again changes nothing either.
-    assert record_promise(session, ids["account"], D("400.00"), dt.date(2026, 11, 28), source_message_sid="SM1") == promise
+    assert (
+        record_promise(session, ids["account"], D("400.00"), dt.date(2026, 11, 28), source_message_sid="SM1") == promise
+    )
     assert session.get(Promise, promise).status == "cancelled" and session.get(PaymentPlan, plan).status == "active"
     claim = record_payment_claim(session, ids["account"], amount=D("500.00"), source_message_sid="SM3")
     assert record_payment_claim(session, ids["account"], amount=D("500.00"), source_message_sid="SM3") == claim

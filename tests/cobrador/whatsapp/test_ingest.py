@@ -101,6 +101,24 @@ def post_all(url: str, forms: list[tuple[dict, str]]) -> list[requests.Response]
         return list(pool.map(one, forms))
 
 
+def post_message(base: str, phone: str, text: str, token: str = TOKEN) -> dict[str, str]:
+    """Posts one inbound message to the ingest at `base`, signed with `token`
+    as Twilio signs; its fields, once acknowledged (200)."""
+    url = base + "/webhooks/whatsapp/webhook"
+    fields, signature = signed_form(token, url, twilio_fields(phone, text, []))
+    answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
+    assert answer.status_code == 200
+    return fields
+
+
+def wait_until(condition: Callable[[], object], tries: int = 100, step: float = 0.02) -> None:
+    """Looks `tries` times, `step` seconds apart, until `condition()` holds (and then goes on either way)."""
+    for _ in range(tries):
+        if condition():
+            return
+        threading.Event().wait(step)
+
+
 def inbound_rows(database_url: str) -> dict[str, tuple[str, str]]:
     with session_scope(database_url) as session:
         rows = session.execute(
@@ -166,10 +184,8 @@ def test_a_nul_in_the_text_is_replaced_and_an_unstorable_sid_refused(
     """PostgreSQL cannot store a NUL in text: unreplaced, the message could never
     be stored and Twilio would retry it forever. A NUL in the MessageSid is malformed."""
     with running_ingest(ledger_url, monkeypatch) as base:
+        fields = post_message(base, "+525552000001", "pago\x00mañana")
         url = base + "/webhooks/whatsapp/webhook"
-        fields, signature = signed_form(TOKEN, url, twilio_fields("+525552000001", "pago\x00mañana", []))
-        answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
-        assert answer.status_code == 200
         assert inbound_rows(ledger_url)[fields["MessageSid"]][0] == "pago\ufffdmañana"
         bad = twilio_fields("+525552000002", "hola", [])
         bad["MessageSid"] = "SM\x00bad"
@@ -232,9 +248,7 @@ def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
     `processing` (the sweep would wait minutes for it); it goes back to
     `received`, which the Rasa channel's sweep answers within 30 s."""
     with running_ingest(ledger_url, monkeypatch) as base:
-        url = base + "/webhooks/whatsapp/webhook"
-        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000001", "hola", []))
-        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
+        fields = post_message(base, "+525553000001", "hola")
         assert wait_for_status(ledger_url, fields["MessageSid"], "received") == "received"
 
 
@@ -273,9 +287,7 @@ def test_a_turn_stored_claimed_is_answered_and_its_replies_recorded_with_the_pro
 ) -> None:
     reply = {"phone": "+525553000002", "body": "¡Hola! Soy el asistente.", "media": [], "sender": "bot"}
     with fake_rasa(200, [reply]) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
-        url = base + "/webhooks/whatsapp/webhook"
-        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000002", "hola", []))
-        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
+        fields = post_message(base, "+525553000002", "hola")
         assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
     assert [(m["sid"], m["language"]) for m in received] == [(fields["MessageSid"], "es")]
     with session_scope(ledger_url) as session:
@@ -327,16 +339,12 @@ def test_a_turn_longer_than_the_keep_period_keeps_its_claim_fresh(
     0.1 s meanwhile, so the sweep would not take it for a dead ingest's."""
     monkeypatch.setenv("COBRADOR_KEEP_CLAIMS_SECONDS", "0.1")
     reply = {"phone": "+525553000011", "body": "¡Hola!", "media": [], "sender": "bot"}
-    with fake_rasa(200, [reply], seconds=1.5) as (rasa_url, received), running_ingest(
-        ledger_url, monkeypatch, rasa_url
-    ) as base:
-        url = base + "/webhooks/whatsapp/webhook"
-        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000011", "hola", []))
-        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
-        for _ in range(100):
-            if received:
-                break
-            threading.Event().wait(0.02)
+    with (
+        fake_rasa(200, [reply], seconds=1.5) as (rasa_url, received),
+        running_ingest(ledger_url, monkeypatch, rasa_url) as base,
+    ):
+        fields = post_message(base, "+525553000011", "hola")
+        wait_until(lambda: received)
         claimed = touched_at(ledger_url, fields["MessageSid"])
         threading.Event().wait(0.8)
         assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "processing"
@@ -348,13 +356,8 @@ def test_a_forward_rasa_says_it_already_answers_is_left_to_it(ledger_url: str, m
     """409: Rasa's recovery or sweep took the message while the ingest was
     retrying; the ingest neither records nor gives it back."""
     with fake_rasa(409, []) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
-        url = base + "/webhooks/whatsapp/webhook"
-        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000003", "hola", []))
-        assert requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10).status_code == 200
-        for _ in range(100):
-            if received:
-                break
-            threading.Event().wait(0.05)
+        fields = post_message(base, "+525553000003", "hola")
+        wait_until(lambda: received, step=0.05)
         threading.Event().wait(0.3)
         assert len(received) == 1
         assert inbound_statuses(ledger_url)[fields["MessageSid"]] == "processing"
@@ -476,10 +479,7 @@ def twilio_turn(
     phone = replies[0]["phone"]
     with fake_twilio(refuse) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
         with running_ingest(ledger_url, monkeypatch, rasa_url, twilio_settings(twilio_url)) as base:
-            url = base + "/webhooks/whatsapp/webhook"
-            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
-            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
-            assert answer.status_code == 200
+            fields = post_message(base, phone, "hola", "account-auth-token")
             assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
             logged = when_sent(ledger_url, phone, len(replies))
     return sent, logged
@@ -677,10 +677,7 @@ def test_with_twilio_a_reply_whose_outcome_could_not_be_written_goes_once(
     replies = [{"phone": phone, "body": "¡Gracias por tu pago!", "media": [], "sender": "bot"}]
     with fake_twilio(held=[]) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
         with running_ingest(ledger_url, monkeypatch, rasa_url, twilio_settings(twilio_url)) as base:
-            url = base + "/webhooks/whatsapp/webhook"
-            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "ya pagué", []))
-            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
-            assert answer.status_code == 200
+            post_message(base, phone, "ya pagué", "account-auth-token")
             logged = when_sent(ledger_url, phone, 1)
             threading.Event().wait(1.5)  # more sweeps, once the reply is old enough again
     assert refused[0] == 6
@@ -726,10 +723,7 @@ def slow_twilio_turn(
     replies = [{"phone": phone, "body": f"respuesta {n}", "media": [], "sender": "bot"} for n in (1, 2)]
     with fake_twilio(meanwhile=slow) as (twilio_url, sent), fake_rasa(200, replies) as (rasa_url, _):
         with running_ingest(ledger_url, monkeypatch, rasa_url, twilio_settings(twilio_url)) as base:
-            url = base + "/webhooks/whatsapp/webhook"
-            fields, signature = signed_form("account-auth-token", url, twilio_fields(phone, "hola", []))
-            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
-            assert answer.status_code == 200
+            post_message(base, phone, "hola", "account-auth-token")
             for _ in range(200):
                 logged = outbound_rows(ledger_url, phone)
                 if logged and logged[0][1] != "sending":
@@ -984,14 +978,8 @@ def test_on_the_way_out_the_ingest_lets_the_turns_under_way_end_for_a_while(
     reply = {"phone": phone, "body": "¡Hola! Ya te atiendo.", "media": [], "sender": "bot"}
     with fake_rasa(200, [reply], seconds=1.5) as (rasa_url, received):
         with running_ingest(ledger_url, monkeypatch, rasa_url) as base:
-            url = base + "/webhooks/whatsapp/webhook"
-            fields, signature = signed_form(TOKEN, url, twilio_fields(phone, "hola", []))
-            answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
-            assert answer.status_code == 200
-            for _ in range(100):
-                if received:
-                    break
-                threading.Event().wait(0.02)
+            fields = post_message(base, phone, "hola")
+            wait_until(lambda: received)
             assert received, "the turn never reached Rasa"
             stopping = time.monotonic()
         stopped = time.monotonic() - stopping
