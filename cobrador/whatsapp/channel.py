@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -60,6 +61,8 @@ from cobrador.ledger import commands, messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
+from cobrador.whatsapp.forwarded import PARSE_WAIT, ForwardedTurn, Lines, NotStored, covered
+from cobrador.whatsapp.forwarded import install as install_forwarded
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import OUTSIDE_WINDOW, SendError, TwilioSender, split_body
 from cobrador.whatsapp.understanding import usable
@@ -601,6 +604,8 @@ class WhatsAppInput(InputChannel):
         # its turn in the tracker: `ran_already`).
         self.answered: OrderedDict[str, float] = OrderedDict()
         self.turns_running: set[asyncio.Future] = set()
+        self.turn_of: dict[str, asyncio.Future] = {}  # each debtor's latest forwarded turn
+        install_forwarded()  # the answer before the save, the parse that follows (cobrador.whatsapp.forwarded)
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
         self.claims = HeldClaims(asyncio.to_thread)  # those of the turns run by the sweep and recovery
         self.app: Any = None  # Rasa's Sanic app, once it serves (its agent holds the tracker store)
@@ -672,6 +677,49 @@ class WhatsAppInput(InputChannel):
             for message_id, (phone, body, media, _) in zip(ids, replies, strict=True)
         ]
         await asyncio.to_thread(record_outcomes, [outcomes])
+
+    async def _follows(
+        self,
+        lines: Lines,
+        sid: str,
+        turn: ForwardedTurn,
+        model_id: Optional[str],
+        text: str,
+    ) -> None:
+        """Reads what follows message `sid` on its request, for its turn: word
+        that it is stored (with the debtor's language), and its parse; each
+        line signed for that message. Anything missing, unsigned or malformed
+        counts as not stored (the turn is dropped) or as no parse (Rasa parses)."""
+        stored_follows, parse_follows = not turn.stored.done(), not turn.parse.done()
+        try:
+            while stored_follows or parse_follows:
+                line = await lines.line()
+                if line is None:
+                    break
+                signature, _, data = line.partition(b" ")
+                expected = forward_signature(self.forward_key, covered(sid, data))
+                if not hmac.compare_digest(signature.decode("ascii", "replace"), expected):
+                    logger.warning("a line that followed %s was not signed by the ingest", sid)
+                    break
+                item = json.loads(data)
+                if stored_follows and "stored" in item:
+                    stored_follows = False
+                    language = item.get("language") if item.get("language") in ("es", "en") else "es"
+                    turn.stored.set_result(language if item["stored"] is True else None)
+                elif parse_follows and "parse" in item:
+                    parse_follows = False
+                    turn.parse.set_result(usable(item["parse"], model_id, text))
+            await lines.drain()
+        except (ValueError, AttributeError, TypeError):
+            logger.warning("what followed %s on its request was malformed", sid)
+        finally:
+            for future in (turn.stored, turn.parse):
+                if not future.done():
+                    future.set_result(None)
+
+    def _turn_ended(self, phone: str, task: asyncio.Future) -> None:
+        if self.turn_of.get(phone) is task:
+            del self.turn_of[phone]
 
     @classmethod
     def from_credentials(cls, credentials: Optional[dict[str, Any]]) -> WhatsAppInput:
@@ -753,12 +801,17 @@ class WhatsAppInput(InputChannel):
                     request.app.add_task(process(admission.inbound))
             return response.text(admission.text, status=admission.status, content_type=admission.content_type)
 
-        @hook.route("/process", methods=["POST"])
-        async def forwarded(request: Request) -> HTTPResponse:
-            """A message the ingest stored and claimed: the turn runs now and its
-            replies go back in the answer; the ingest records and sends them, so
-            this process spends its time on turns only."""
-            body = request.body or b""
+        @hook.route("/process", methods=["POST"], stream=True)
+        async def forwarded(request: Request) -> Optional[HTTPResponse]:
+            """A message the ingest stored (or is storing) claimed: the turn runs
+            now and its replies go back in the answer, before Rasa saves the
+            tracker; the ingest records and sends them, so this process spends
+            its time on turns only. The body is the message (JSON, signed in
+            the header), then possibly, each on a line of its own and signed
+            for that message, word that it is stored and its parse
+            (cobrador.whatsapp.forwarded)."""
+            lines = Lines(request.stream, request.body or b"")
+            body = await lines.line() or b""
             signature = request.headers.get("X-Cobrador-Signature", "")
             if not hmac.compare_digest(signature, forward_signature(self.forward_key, body)):
                 return response.text("invalid signature", status=403)
@@ -785,11 +838,21 @@ class WhatsAppInput(InputChannel):
             # The ingest's NLU worker parsed it ahead, with this very model:
             # Rasa takes that parse instead of parsing again (otherwise it parses).
             agent = getattr(request.app.ctx, "agent", None)
-            message.parse_data = usable(payload.get("parse"), getattr(agent, "model_id", None), message.text)
+            model_id = getattr(agent, "model_id", None)
+            turn_state = ForwardedTurn()
+            if not payload.get("stored_follows"):
+                turn_state.stored.set_result(language)
+            if not payload.get("parse_follows"):
+                turn_state.parse.set_result(usable(payload.get("parse"), model_id, message.text))
+            reading = asyncio.ensure_future(self._follows(lines, inbound.sid, turn_state, model_id, message.text))
             self.in_flight.add(inbound.sid)
+            previous = self.turn_of.get(inbound.phone)  # answered, maybe still saving: it goes first
 
             async def turn() -> None:
+                turn_state.enter()
                 try:
+                    if previous is not None and not previous.done():
+                        await asyncio.wait([previous])
                     await on_new_message(message)
                 finally:
                     self.in_flight.discard(inbound.sid)
@@ -802,17 +865,36 @@ class WhatsAppInput(InputChannel):
             running = asyncio.ensure_future(turn())
             self.turns_running.add(running)  # referenced until done, even if this handler is not
             running.add_done_callback(self.turns_running.discard)
+            running.add_done_callback(functools.partial(_failed_after_answer, inbound.sid, turn_state))
+            self.turn_of[inbound.phone] = running
+            running.add_done_callback(functools.partial(self._turn_ended, inbound.phone))
+            failed = ""
             try:
-                await asyncio.shield(running)
+                await asyncio.wait([turn_state.replies_ready, running], return_when=asyncio.FIRST_COMPLETED)
+                if not turn_state.replies_ready.done():
+                    await running  # it ended without a save (it failed, or a model without dialogue)
+                replies = [{"phone": p, "body": b, "media": m, "sender": s} for p, b, m, s in outbox]
+                # With the model that ran the turn: the ingest keeps its NLU worker on it.
+                answer = await request.respond(response.json({"messages": replies, "model": model_id}))
+                await answer.send(end_stream=True)
             except asyncio.CancelledError:
                 logger.warning("the ingest left during the turn of %s; its replies wait for the sweep", inbound.sid)
+                reading.cancel()
                 raise
+            except NotStored:
+                logger.info("%s was not stored: its turn is dropped", inbound.sid)
+                failed = "not stored"
             except Exception:  # noqa: BLE001 - it stays claimed; retried on restart
                 logger.exception("processing %s failed; it stays pending", inbound.sid)
-                return response.text("the turn failed", status=500)
-            replies = [{"phone": p, "body": b, "media": m, "sender": s} for p, b, m, s in outbox]
-            # With the model that ran the turn: the ingest keeps its NLU worker on it.
-            return response.json({"messages": replies, "model": getattr(agent, "model_id", None)})
+                failed = "the turn failed"
+            finally:
+                turn_state.sent.set()  # Rasa saves the tracker now, whether or not the answer went
+            # The rest of the body (read by now, unless the turn failed first).
+            await asyncio.wait([reading], timeout=PARSE_WAIT)
+            reading.cancel()
+            if failed:
+                return response.text(failed, status=409 if failed == "not stored" else 500)
+            return None
 
         @hook.route("/status", methods=["POST"])
         async def status(request: Request) -> HTTPResponse:
@@ -888,6 +970,12 @@ class WhatsAppInput(InputChannel):
                     await process(_from_log(message), take_over=take_over)
                 except Exception:  # noqa: BLE001 - left for the next sweep; the sweep goes on
                     logger.exception("the sweep could not answer %s; it tries again later", message.provider_sid)
+
+
+def _failed_after_answer(sid: str, turn: ForwardedTurn, task: asyncio.Future) -> None:
+    """Logs a turn that failed after its answer went (its save), which nobody awaits."""
+    if turn.saving_after_answer and not task.cancelled() and task.exception() is not None:
+        logger.error("the turn of %s was answered, but its tracker was not saved", sid, exc_info=task.exception())
 
 
 async def _agent_ready(app: Any) -> None:

@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, AsyncIterator, Callable, Optional, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -80,6 +80,7 @@ from cobrador.whatsapp.channel import (
     screen,
     store_inbound_batch,
 )
+from cobrador.whatsapp.forwarded import covered
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import SendError, TwilioSender
 from cobrador.whatsapp.understanding import Understanding, file_stamp, parsed
@@ -340,19 +341,31 @@ class Ingest:
             claim = not admission.opt_out and self._can_start(inbound.phone)
             if claim:
                 self.storing.add(inbound.phone)
+            storing = asyncio.ensure_future(self.acks.submit(inbound, claim))
             # The NLU worker parses the text while the message is stored (see
             # cobrador.whatsapp.understanding): Rasa's core is spared the parse.
             parse = None
             if not admission.opt_out and self.understanding is not None:
                 parse = self.understanding.parse_soon(neutralize_command(inbound.body))
+            # While Rasa has no other turn, this one goes to it now: it reads
+            # the debtor's tracker while the message is stored, and takes the
+            # message once word comes that it is (cobrador.whatsapp.forwarded).
+            # Under load Rasa's core is the limit, not the wait: the message
+            # goes once stored, with its parse, in one piece, as cheaply as can be.
+            early = asyncio.get_running_loop().create_future() if claim and not self.chains else None
+            if early is not None:
+                self.forward(inbound, None, parse, early)
             try:
-                stored = await self.acks.submit(inbound, claim)
+                stored = await storing
             except SQLAlchemyError:
                 logger.exception("the message could not be stored")
                 _drop(parse)
                 return _store_failed()
-            finally:
+            finally:  # Rasa is told what came of it (nothing stored, if this failed or was cancelled)
                 self.storing.discard(inbound.phone)
+                if early is not None and not early.done():
+                    ok = storing.done() and not storing.cancelled() and storing.exception() is None
+                    early.set_result(storing.result() if ok else None)
             if not stored.new:  # a replay: acknowledged, dropped
                 _drop(parse)
                 return web.Response(status=200, text=EMPTY_TWIML, content_type="text/xml")
@@ -361,7 +374,8 @@ class Ingest:
             else:
                 if stored.language is not None:  # stored claimed
                     self.claims.hold(inbound.sid)
-                self.forward(inbound, stored.language, parse)
+                if early is None:
+                    self.forward(inbound, stored.language, parse)
         return web.Response(status=admission.status, text=admission.text, content_type=admission.content_type)
 
     async def status(self, request: web.Request) -> web.Response:
@@ -384,12 +398,19 @@ class Ingest:
     def _can_start(self, phone: str) -> bool:
         return phone not in self.chains and phone not in self.storing and not self.turns.locked()
 
-    def forward(self, inbound: Inbound, language: Optional[str] = None, parse: Optional[asyncio.Future] = None) -> None:
+    def forward(
+        self,
+        inbound: Inbound,
+        language: Optional[str] = None,
+        parse: Optional[asyncio.Future] = None,
+        stored: Optional[asyncio.Future] = None,
+    ) -> None:
         """Hands the message to Rasa after the sender's previous one is answered
         (`language` given: it was stored claimed, in that debtor's language;
-        `parse`: its parse on the NLU worker, on the way)."""
+        `parse`: its parse on the NLU worker, on the way; `stored`: it is being
+        stored claimed, and this gives what storing it did, or None)."""
         previous = self.chains.get(inbound.phone)
-        self.chains[inbound.phone] = self._spawn(self._forward_after(previous, inbound, language, parse))
+        self.chains[inbound.phone] = self._spawn(self._forward_after(previous, inbound, language, parse, stored))
 
     async def _forward_after(
         self,
@@ -397,12 +418,13 @@ class Ingest:
         inbound: Inbound,
         language: Optional[str],
         parse: Optional[asyncio.Future],
+        stored: Optional[asyncio.Future],
     ) -> None:
         try:
             if previous is not None:
                 await asyncio.wait([previous])
             async with self.turns:
-                await self.hand_over(inbound, language, parse)
+                await self.hand_over(inbound, language, parse, stored)
         finally:
             self.claims.let_go(inbound.sid)  # answered, given back, or left to the sweep
             # Forgotten in the same step as the turn's end (a done-callback
@@ -412,20 +434,27 @@ class Ingest:
                 del self.chains[inbound.phone]
 
     async def hand_over(
-        self, inbound: Inbound, language: Optional[str] = None, parse: Optional[asyncio.Future] = None
+        self,
+        inbound: Inbound,
+        language: Optional[str] = None,
+        parse: Optional[asyncio.Future] = None,
+        stored: Optional[asyncio.Future] = None,
     ) -> None:
-        """Claims the message (unless it was stored claimed, in `language`), has
-        Rasa run its turn (with the message's `parse`, when the NLU worker made
-        one), then records and sends the replies."""
-        if language is None:
+        """Claims the message (unless it was stored claimed, in `language`, or
+        is being stored claimed: `stored`), has Rasa run its turn (with the
+        message's `parse`, when the NLU worker made one), then records and
+        sends the replies."""
+        if language is None and stored is None:
             language = await self.pool.run(TURN, claim_for_turn, inbound.sid, inbound.phone, False)
             if language is None:
                 _drop(parse)
                 return  # answered or being answered by the Rasa channel itself
             self.claims.hold(inbound.sid)
-        replies = await self._run_turn(inbound, language, await parsed(parse))
+        replies = await self._run_turn(inbound, language, parse, stored)
         if replies is None:
             return
+        if stored is not None:
+            language = stored.result().language
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
             await self.finishes.submit(inbound.sid, replies)
             return
@@ -565,7 +594,11 @@ class Ingest:
         return True
 
     async def _run_turn(
-        self, inbound: Inbound, language: str, parse: Optional[dict] = None
+        self,
+        inbound: Inbound,
+        language: Optional[str],
+        parse: Optional[asyncio.Future] = None,
+        stored: Optional[asyncio.Future] = None,
     ) -> Optional[list[tuple[str, str, list, str]]]:
         """The turn's replies from Rasa; None when there are none to record now.
 
@@ -576,13 +609,12 @@ class Ingest:
         turn gave (or, if Rasa restarted, its start-up recovery runs the turn),
         never twice in a row."""
         assert self.http is not None
-        forward = {**_as_json(inbound), "language": language}
-        if parse is not None:
-            forward["parse"] = parse
-        body = json.dumps(forward, ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", "X-Cobrador-Signature": forward_signature(self.key, body)}
         for delay in self.retry_delays:
             await asyncio.sleep(delay)
+            forward = await self._forward_body(inbound, language, parse, stored)
+            if forward is None:
+                return None  # not stored: no turn
+            body, headers = forward
             try:
                 async with self.http.post(self.rasa_url + PROCESS_PATH, data=body, headers=headers) as answer:
                     if answer.status == 200:
@@ -591,6 +623,8 @@ class Ingest:
                         return [(m["phone"], m["body"], m["media"], m["sender"]) for m in payload["messages"]]
                     if answer.status in (404, 502, 503):  # Rasa (re)starting or behind a proxy that is
                         continue
+                    if answer.status == 409 and stored is not None and not _new(stored):
+                        return None  # not stored (said here already): Rasa dropped the turn
                     if answer.status == 409:  # its recovery or sweep took it meanwhile and answers it
                         logger.info("%s is answered by the Rasa channel itself", inbound.sid)
                         return None
@@ -607,6 +641,58 @@ class Ingest:
         logger.error("Rasa did not take %s; it is given back to the channel's sweep", inbound.sid)
         await self.pool.run(TURN, release_claim, inbound.sid)
         return None
+
+    async def _forward_body(
+        self,
+        inbound: Inbound,
+        language: Optional[str],
+        parse: Optional[asyncio.Future],
+        stored: Optional[asyncio.Future],
+    ) -> Optional[tuple[Any, dict[str, str]]]:
+        """The body of a forward and its headers (None: the message was not
+        stored, there is no turn). The message, signed in the header, goes at
+        once; while it is being stored (`stored`), word that it is follows on
+        a line of its own with the debtor's language, and then, if the NLU
+        worker is still parsing it, its parse; each line is signed
+        for that message (cobrador.whatsapp.forwarded). What is known already
+        goes in the message itself."""
+        forward: dict[str, Any] = {**_as_json(inbound)}
+        if stored is not None and stored.done():
+            if not _new(stored):
+                return None
+            language, stored = stored.result().language, None
+        if stored is not None:
+            forward["stored_follows"] = True
+        else:
+            forward["language"] = language
+        follows = stored is not None and parse is not None and not parse.done()  # see `webhook`
+        if follows:
+            forward["parse_follows"] = True
+        elif parse is not None:
+            done = await parsed(parse)
+            if done is not None:
+                forward["parse"] = done
+        body = json.dumps(forward, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "X-Cobrador-Signature": forward_signature(self.key, body)}
+        if stored is None and not follows:
+            return body, headers
+
+        def line(item: dict[str, Any]) -> bytes:
+            data = json.dumps(item, ensure_ascii=False).encode("utf-8")
+            return forward_signature(self.key, covered(inbound.sid, data)).encode("ascii") + b" " + data + b"\n"
+
+        async def streamed() -> AsyncIterator[bytes]:
+            yield body + b"\n"
+            if stored is not None:
+                await stored
+                if not _new(stored):
+                    yield line({"stored": False})
+                    return
+                yield line({"stored": True, "language": stored.result().language})
+            if follows:
+                yield line({"parse": await parsed(parse)})
+
+        return streamed(), {**headers, "Content-Type": "application/x-ndjson"}
 
     def _follow(self, model: Any) -> None:
         """Keeps the NLU worker on the model Rasa runs (`model`, the id Rasa
@@ -656,6 +742,12 @@ def _twilio_time(value: Any) -> Optional[dt.datetime]:
     except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _new(stored: asyncio.Future) -> bool:
+    """Whether a message being stored (`stored`, done) was stored anew."""
+    result = stored.result()
+    return result is not None and result.new
 
 
 def _drop(parse: Optional[asyncio.Future]) -> None:

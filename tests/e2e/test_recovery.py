@@ -53,6 +53,11 @@ def test_pending_inbound_messages_are_answered_once_after_a_restart(stack, tmp_p
         assert answer.status_code == 200
         given = [reply["body"] for reply in answer.json()["messages"]]
         assert given
+        # The answer goes before the tracker is saved (cobrador.whatsapp.forwarded): Rasa dies once it is.
+        for _ in range(100):
+            if user_message_ids(first_url, ran[1]) == [ran[0]]:
+                break
+            time.sleep(0.05)
     finally:
         first.kill()  # a crash: no clean shutdown
         first.wait(timeout=30)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import sqlite3
+import threading
 import time
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -17,6 +20,7 @@ from cobrador.ledger import messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message, OptOut
 from cobrador.whatsapp.channel import forward_key, forward_signature
+from cobrador.whatsapp.forwarded import covered
 from cobrador.whatsapp.simulator import signed_form, twilio_fields
 from tests.e2e.conftest import LOCAL_TOKEN
 
@@ -411,6 +415,92 @@ def process(
     body, headers = forward(sid or f"SM{time.time_ns():032d}"[-34:], phone, text, parse)
     url = (rasa_url or stack.rasa_url) + "/webhooks/whatsapp/process"
     return requests.post(url, data=body, headers=headers, timeout=30)
+
+
+def follow_line(sid: str, item: dict, token: str = LOCAL_TOKEN) -> bytes:
+    """A line that follows message `sid` on its forward, signed as the ingest signs it."""
+    data = json.dumps(item).encode()
+    return forward_signature(forward_key(token), covered(sid, data)).encode() + b" " + data + b"\n"
+
+
+def process_while_stored(
+    stack, sid: str, phone: str, text: str, follows: list[bytes], go: Optional[threading.Event] = None
+) -> requests.Response:
+    """A forward as the ingest sends it while the message is being stored: the
+    message at once, then (once `go` is set) the `follows` lines."""
+    body = json.dumps({"sid": sid, "phone": phone, "body": text, "stored_follows": True}).encode()
+    headers = {"X-Cobrador-Signature": forward_signature(forward_key(LOCAL_TOKEN), body)}
+
+    def chunks():  # noqa: ANN202 - a streamed (chunked) body
+        yield body + b"\n"
+        if go is not None:
+            go.wait(30)
+        yield from follows
+
+    return requests.post(stack.rasa_url + "/webhooks/whatsapp/process", data=chunks(), headers=headers, timeout=60)
+
+
+def test_a_message_sent_while_it_is_stored_joins_the_conversation_only_once_it_is(stack) -> None:
+    """The ingest sends a message to Rasa while storing it: Rasa takes it into
+    the conversation only when word comes that it is stored, and answers it."""
+    phone, sid = "+525550000131", "SM" + "a1" * 16
+    go = threading.Event()
+    stored = [follow_line(sid, {"stored": True, "language": "es"})]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(process_while_stored, stack, sid, phone, "hola", stored, go)
+        time.sleep(1.5)
+        waiting = not answer.done()
+        before = user_message_ids(stack.rasa_url, phone)
+        go.set()
+        response = answer.result(timeout=60)
+    assert waiting and before == []
+    assert response.status_code == 200
+    assert response.json()["messages"][0]["body"].startswith("¡Hola!")
+    assert user_message_ids(stack.rasa_url, phone) == [sid]
+
+
+def test_a_message_not_stored_never_joins_the_conversation(stack) -> None:
+    """Word that the message was not stored (a replay, the database down), a
+    word not signed by the ingest, or signed for another message, or none at
+    all: Rasa answers 409 and the conversation is as it was."""
+    phone = "+525550000132"
+    cases = {
+        "SM" + "b1" * 16: lambda sid: [follow_line(sid, {"stored": False})],
+        "SM" + "b2" * 16: lambda sid: [follow_line(sid, {"stored": True, "language": "es"}, token="not-the-token")],
+        "SM" + "b3" * 16: lambda sid: [follow_line("SM" + "b9" * 16, {"stored": True, "language": "es"})],
+        "SM" + "b4" * 16: lambda sid: [],
+    }
+    for sid, follows in cases.items():
+        answer = process_while_stored(stack, sid, phone, "ya pagué", follows(sid))
+        assert (answer.status_code, answer.text) == (409, "not stored"), sid
+    assert user_message_ids(stack.rasa_url, phone) == []
+    assert process(stack, phone, "hola").status_code == 200  # the debtor's next message is answered as ever
+
+
+def test_the_answer_goes_before_the_tracker_is_saved(stack) -> None:
+    """The replies come back as soon as the turn's actions have run; Rasa saves
+    the tracker after. Here another writer holds the tracker store's lock for
+    a while: the answer comes all the same, and the save, which waits for the
+    lock (SQLite waits up to 5 s), keeps the turn once it is free. (Were the
+    answer to wait for the save, it would come after 5 s, from a turn the
+    tracker store lost.)"""
+    trackers = Path(stack.rasa_log).parent / "trackers.db"
+    assert trackers.exists()
+    phone, sid = "+525550000133", "SM" + "c1" * 16
+    locker = sqlite3.connect(trackers, timeout=10, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # readers go on; no one else writes
+    try:
+        started = time.monotonic()
+        answer = process(stack, phone, "hola", sid=sid)
+        took = time.monotonic() - started
+        time.sleep(1)  # the save waits meanwhile
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert answer.status_code == 200
+    assert answer.json()["messages"][0]["body"].startswith("¡Hola!")
+    assert took < 4
+    assert user_message_ids(stack.rasa_url, phone) == [sid]
 
 
 def test_rasa_takes_a_parse_made_ahead_only_from_its_own_model_for_that_text(stack) -> None:

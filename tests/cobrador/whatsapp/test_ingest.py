@@ -30,6 +30,8 @@ from sqlalchemy.exc import OperationalError
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message
 from cobrador.whatsapp import ingest as ingest_module
+from cobrador.whatsapp.channel import forward_key, forward_signature
+from cobrador.whatsapp.forwarded import covered
 from cobrador.whatsapp.ingest import Ingest
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.simulator import signed_form, twilio_fields
@@ -258,11 +260,32 @@ def fake_rasa(
 ) -> Iterator[tuple[str, list[dict]]]:
     """A stand-in for the Rasa channel's /process: answers every forward with
     `status` (and `replies`, and the id in `model[0]` as the model it runs,
-    if given) after `seconds` (the turn), and keeps what it was sent."""
+    if given) after `seconds` (the turn), and keeps what it was sent (what
+    followed the message on lines of its own, whether it was stored, the
+    debtor's language and the parse, kept as the message's; one not stored
+    is answered 409). It checks the signatures as the channel does."""
     received: list[dict] = []
+    keys = [forward_key(token) for token in (TOKEN, "account-auth-token")]  # local and Twilio mode
+
+    def signed(signature: str, data: bytes) -> bool:
+        return any(signature == forward_signature(key, data) for key in keys)
 
     async def process(request: web.Request) -> web.Response:
-        received.append(await request.json())
+        first, *follows = (await request.read()).splitlines()
+        assert signed(request.headers["X-Cobrador-Signature"], first)
+        message = json.loads(first)
+        for line in follows:  # word that it is stored, its parse
+            signature, _, data = line.partition(b" ")
+            assert signed(signature.decode(), covered(message["sid"], data))
+            item = json.loads(data)
+            if "stored" in item:
+                message["stored"] = item["stored"]
+                message["language"] = item.get("language")
+            elif item.get("parse") is not None:  # null: the worker had none to give
+                message["parse"] = item["parse"]
+        received.append(message)
+        if message.get("stored") is False:
+            return web.Response(status=409, text="not stored")
         await asyncio.sleep(seconds)
         if status != 200:
             return web.Response(status=status, text="already answered")
@@ -295,6 +318,47 @@ def test_a_turn_stored_claimed_is_answered_and_its_replies_recorded_with_the_pro
             select(Message.body, Message.status).where(Message.direction == "outbound", Message.phone == reply["phone"])
         ).all()
     assert [tuple(row) for row in outbox] == [(reply["body"], "queued")]
+
+
+def test_while_rasa_is_idle_a_turn_goes_as_its_message_is_stored_and_under_load_once_stored(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no other turn under way, the message goes to Rasa at once and word
+    that it is stored (with the debtor's language) follows on the same
+    request; a replay goes the same way and is told it was not stored, so
+    Rasa drops it and nothing is recorded. While another turn runs, a message
+    goes once stored, the language in the message itself."""
+    reply = {"phone": "+525553000021", "body": "¡Hola!", "media": [], "sender": "bot"}
+    with (
+        fake_rasa(200, [reply], seconds=0.5) as (rasa_url, received),
+        running_ingest(ledger_url, monkeypatch, rasa_url) as base,
+    ):
+        url = base + "/webhooks/whatsapp/webhook"
+        fields, signature = signed_form(TOKEN, url, twilio_fields("+525553000021", "hola", []))
+        headers = {"X-Twilio-Signature": signature}
+        assert requests.post(url, data=fields, headers=headers, timeout=10).status_code == 200
+        wait_until(lambda: received)  # its turn runs (half a second): Rasa is busy
+        busy = post_message(base, "+525553000022", "hola")
+        assert wait_for_status(ledger_url, fields["MessageSid"], "processed") == "processed"
+        assert wait_for_status(ledger_url, busy["MessageSid"], "processed") == "processed"
+        assert requests.post(url, data=fields, headers=headers, timeout=10).status_code == 200  # a replay
+        wait_until(lambda: len(received) == 3)
+        outbound = outbound_bodies(ledger_url)
+    first, second, replay = received
+    assert (first["sid"], first.get("stored_follows"), first.get("stored"), first["language"]) == (
+        fields["MessageSid"], True, True, "es",
+    )  # fmt: skip
+    assert (second["sid"], "stored_follows" in second, second["language"]) == (busy["MessageSid"], False, "es")
+    assert (replay["sid"], replay.get("stored_follows"), replay.get("stored")) == (fields["MessageSid"], True, False)
+    assert outbound == ["¡Hola!", "¡Hola!"]  # one answer per message, none for the replay
+    assert inbound_statuses(ledger_url) == {fields["MessageSid"]: "processed", busy["MessageSid"]: "processed"}
+
+
+def outbound_bodies(database_url: str) -> list[str]:
+    with session_scope(database_url) as session:
+        return list(
+            session.execute(select(Message.body).where(Message.direction == "outbound").order_by(Message.id)).scalars()
+        )
 
 
 def touched_at(database_url: str, sid: str) -> dt.datetime:
