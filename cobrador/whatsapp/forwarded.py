@@ -3,8 +3,10 @@
 Some things about such a turn happen at once instead of one after the other,
 so a debtor's reply comes back sooner; what the turn does is unchanged.
 
-* **The message goes to Rasa while it is stored.** A message whose turn can
-  start at once is sent to Rasa as the ingest begins to store it; word that it
+* **The message goes to Rasa while it is stored.** While Rasa has no other
+  turn under way, a message whose turn can start at once is sent to Rasa as
+  the ingest begins to store it (under load, when Rasa's core and not the
+  wait is the limit, once stored, with its parse, in one piece); word that it
   is stored (and the debtor's language, from the claim) follows on the same
   request, as a line of its own, once the transaction commits, and then,
   if the NLU worker was still parsing it, its parse (each line signed for

@@ -653,9 +653,9 @@ class Ingest:
         stored, there is no turn). The message, signed in the header, goes at
         once; while it is being stored (`stored`), word that it is follows on
         a line of its own with the debtor's language, and then, if the NLU
-        worker is still parsing it, its parse; each line is signed
-        for that message (cobrador.whatsapp.forwarded). What is known already
-        goes in the message itself."""
+        worker is still parsing it, its parse; each line is signed for that
+        message (cobrador.whatsapp.forwarded). What is known already goes in
+        the message itself."""
         forward: dict[str, Any] = {**_as_json(inbound)}
         if stored is not None and stored.done():
             if not _new(stored):
