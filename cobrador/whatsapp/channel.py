@@ -704,8 +704,7 @@ class WhatsAppInput(InputChannel):
                 item = json.loads(data)
                 if stored_follows and "stored" in item:
                     stored_follows = False
-                    language = item.get("language") if item.get("language") in ("es", "en") else "es"
-                    turn.stored.set_result(language if item["stored"] is True else None)
+                    turn.stored.set_result(_known_language(item.get("language")) if item["stored"] is True else None)
                 elif parse_follows and "parse" in item:
                     parse_follows = False
                     turn.parse.set_result(usable(item["parse"], model_id, text))
@@ -825,7 +824,7 @@ class WhatsAppInput(InputChannel):
             if inbound.sid in self.in_flight or self._just_answered(inbound.sid):
                 # Being or just answered here by the other way in (see `answered`).
                 return response.text("already answered", status=409)
-            language = payload.get("language") if payload.get("language") in ("es", "en") else "es"
+            language = _known_language(payload.get("language"))
             outbox: list[tuple[str, str, list, str]] = []
             message = UserMessage(
                 text=neutralize_command(inbound.body),
@@ -865,7 +864,6 @@ class WhatsAppInput(InputChannel):
             running = asyncio.ensure_future(turn())
             self.turns_running.add(running)  # referenced until done, even if this handler is not
             running.add_done_callback(self.turns_running.discard)
-            running.add_done_callback(functools.partial(_failed_after_answer, inbound.sid, turn_state))
             self.turn_of[inbound.phone] = running
             running.add_done_callback(functools.partial(self._turn_ended, inbound.phone))
             failed = ""
@@ -972,10 +970,9 @@ class WhatsAppInput(InputChannel):
                     logger.exception("the sweep could not answer %s; it tries again later", message.provider_sid)
 
 
-def _failed_after_answer(sid: str, turn: ForwardedTurn, task: asyncio.Future) -> None:
-    """Logs a turn that failed after its answer went (its save), which nobody awaits."""
-    if turn.saving_after_answer and not task.cancelled() and task.exception() is not None:
-        logger.error("the turn of %s was answered, but its tracker was not saved", sid, exc_info=task.exception())
+def _known_language(value: Any) -> str:
+    """The language the ingest named for a debtor ("es" or "en"; Spanish otherwise)."""
+    return value if value in ("es", "en") else "es"
 
 
 async def _agent_ready(app: Any) -> None:

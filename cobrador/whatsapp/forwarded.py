@@ -71,7 +71,6 @@ class ForwardedTurn:
         self.parse: asyncio.Future = loop.create_future()  # usable parse data, or None
         self.replies_ready: asyncio.Future = loop.create_future()  # set just before the save
         self.sent = asyncio.Event()  # the answer left (or nobody waits for it): the save goes on
-        self.saving_after_answer = False
 
     def enter(self) -> None:
         """Makes this the turn Rasa's processor sees in the current task."""
@@ -97,9 +96,7 @@ class ForwardedTurn:
 
     async def answer(self) -> None:
         """The replies are complete: let the handler send them, and wait till it did."""
-        self.saving_after_answer = True
-        if not self.replies_ready.done():
-            self.replies_ready.set_result(None)
+        self.replies_ready.set_result(None)
         await self.sent.wait()
 
 
@@ -157,7 +154,7 @@ def install() -> None:
 
     async def save_tracker(self: MessageProcessor, tracker: Any) -> None:
         turn = _current.get()
-        if turn is None or turn.saving_after_answer:
+        if turn is None or turn.replies_ready.done():  # not forwarded, or answered already
             await stock_save(self, tracker)
             return
         await turn.answer()

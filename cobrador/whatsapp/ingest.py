@@ -45,6 +45,7 @@ import queue
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Optional, TypeVar
 
@@ -94,6 +95,18 @@ PROCESS_PATH = "/webhooks/whatsapp/process"
 # second ingest) and log error 11200; the debtor can write again.
 T = TypeVar("T")
 STORE_FAILED = "the message could not be stored; try again"
+
+
+@dataclass
+class Handover:
+    """A message on its way to Rasa: `language` is its debtor's once it is
+    claimed, `parse` its parse on the NLU worker (on the way), and `stored`,
+    while it is being stored claimed, what storing it did (or None) once done."""
+
+    inbound: Inbound
+    language: Optional[str] = None
+    parse: Optional[asyncio.Future] = None
+    stored: Optional[asyncio.Future] = None
 
 
 def _store_failed() -> web.Response:
@@ -354,7 +367,7 @@ class Ingest:
             # goes once stored, with its parse, in one piece, as cheaply as can be.
             early = asyncio.get_running_loop().create_future() if claim and not self.chains else None
             if early is not None:
-                self.forward(inbound, None, parse, early)
+                self.forward(Handover(inbound, None, parse, early))
             try:
                 stored = await storing
             except SQLAlchemyError:
@@ -375,7 +388,7 @@ class Ingest:
                 if stored.language is not None:  # stored claimed
                     self.claims.hold(inbound.sid)
                 if early is None:
-                    self.forward(inbound, stored.language, parse)
+                    self.forward(Handover(inbound, stored.language, parse))
         return web.Response(status=admission.status, text=admission.text, content_type=admission.content_type)
 
     async def status(self, request: web.Request) -> web.Response:
@@ -398,33 +411,18 @@ class Ingest:
     def _can_start(self, phone: str) -> bool:
         return phone not in self.chains and phone not in self.storing and not self.turns.locked()
 
-    def forward(
-        self,
-        inbound: Inbound,
-        language: Optional[str] = None,
-        parse: Optional[asyncio.Future] = None,
-        stored: Optional[asyncio.Future] = None,
-    ) -> None:
-        """Hands the message to Rasa after the sender's previous one is answered
-        (`language` given: it was stored claimed, in that debtor's language;
-        `parse`: its parse on the NLU worker, on the way; `stored`: it is being
-        stored claimed, and this gives what storing it did, or None)."""
-        previous = self.chains.get(inbound.phone)
-        self.chains[inbound.phone] = self._spawn(self._forward_after(previous, inbound, language, parse, stored))
+    def forward(self, handover: Handover) -> None:
+        """Hands the message to Rasa after the sender's previous one is answered."""
+        phone = handover.inbound.phone
+        self.chains[phone] = self._spawn(self._forward_after(self.chains.get(phone), handover))
 
-    async def _forward_after(
-        self,
-        previous: Optional[asyncio.Task],
-        inbound: Inbound,
-        language: Optional[str],
-        parse: Optional[asyncio.Future],
-        stored: Optional[asyncio.Future],
-    ) -> None:
+    async def _forward_after(self, previous: Optional[asyncio.Task], handover: Handover) -> None:
+        inbound = handover.inbound
         try:
             if previous is not None:
                 await asyncio.wait([previous])
             async with self.turns:
-                await self.hand_over(inbound, language, parse, stored)
+                await self.hand_over(handover)
         finally:
             self.claims.let_go(inbound.sid)  # answered, given back, or left to the sweep
             # Forgotten in the same step as the turn's end (a done-callback
@@ -433,28 +431,20 @@ class Ingest:
             if self.chains.get(inbound.phone) is asyncio.current_task():
                 del self.chains[inbound.phone]
 
-    async def hand_over(
-        self,
-        inbound: Inbound,
-        language: Optional[str] = None,
-        parse: Optional[asyncio.Future] = None,
-        stored: Optional[asyncio.Future] = None,
-    ) -> None:
-        """Claims the message (unless it was stored claimed, in `language`, or
-        is being stored claimed: `stored`), has Rasa run its turn (with the
-        message's `parse`, when the NLU worker made one), then records and
-        sends the replies."""
-        if language is None and stored is None:
-            language = await self.pool.run(TURN, claim_for_turn, inbound.sid, inbound.phone, False)
-            if language is None:
-                _drop(parse)
+    async def hand_over(self, handover: Handover) -> None:
+        """Claims the message (unless it was stored claimed, or is being
+        stored claimed), has Rasa run its turn (with the message's parse, when
+        the NLU worker made one), then records and sends the replies."""
+        inbound = handover.inbound
+        if handover.language is None and handover.stored is None:
+            handover.language = await self.pool.run(TURN, claim_for_turn, inbound.sid, inbound.phone, False)
+            if handover.language is None:
+                _drop(handover.parse)
                 return  # answered or being answered by the Rasa channel itself
             self.claims.hold(inbound.sid)
-        replies = await self._run_turn(inbound, language, parse, stored)
+        replies = await self._run_turn(handover)
         if replies is None:
             return
-        if stored is not None:
-            language = stored.result().language
         if self.sender is None:  # local mode: the outbox and the "processed" mark together
             await self.finishes.submit(inbound.sid, replies)
             return
@@ -463,6 +453,7 @@ class Ingest:
         # earlier replies and in order, while the next turn may already run.
         ids, touched = await self.finishes_to_send.submit(inbound.sid, replies)
         logged = [(i, *reply) for i, reply in zip(ids, replies, strict=True)]
+        language = handover.language if handover.stored is None else handover.stored.result().language
         self.send_in_order(inbound.phone, language, logged, touched)
 
     def send_in_order(self, phone: str, language: str, replies: list[Logged], touched: dt.datetime) -> None:
@@ -593,13 +584,7 @@ class Ingest:
                        found["sid"])  # fmt: skip
         return True
 
-    async def _run_turn(
-        self,
-        inbound: Inbound,
-        language: Optional[str],
-        parse: Optional[asyncio.Future] = None,
-        stored: Optional[asyncio.Future] = None,
-    ) -> Optional[list[tuple[str, str, list, str]]]:
+    async def _run_turn(self, handover: Handover) -> Optional[list[tuple[str, str, list, str]]]:
         """The turn's replies from Rasa; None when there are none to record now.
 
         While Rasa cannot be reached the claim is retried with backoff and then
@@ -609,9 +594,10 @@ class Ingest:
         turn gave (or, if Rasa restarted, its start-up recovery runs the turn),
         never twice in a row."""
         assert self.http is not None
+        inbound, stored = handover.inbound, handover.stored
         for delay in self.retry_delays:
             await asyncio.sleep(delay)
-            forward = await self._forward_body(inbound, language, parse, stored)
+            forward = await self._forward_body(handover)
             if forward is None:
                 return None  # not stored: no turn
             body, headers = forward
@@ -642,13 +628,7 @@ class Ingest:
         await self.pool.run(TURN, release_claim, inbound.sid)
         return None
 
-    async def _forward_body(
-        self,
-        inbound: Inbound,
-        language: Optional[str],
-        parse: Optional[asyncio.Future],
-        stored: Optional[asyncio.Future],
-    ) -> Optional[tuple[Any, dict[str, str]]]:
+    async def _forward_body(self, handover: Handover) -> Optional[tuple[Any, dict[str, str]]]:
         """The body of a forward and its headers (None: the message was not
         stored, there is no turn). The message, signed in the header, goes at
         once; while it is being stored (`stored`), word that it is follows on
@@ -656,6 +636,7 @@ class Ingest:
         worker is still parsing it, its parse; each line is signed for that
         message (cobrador.whatsapp.forwarded). What is known already goes in
         the message itself."""
+        inbound, language, parse, stored = handover.inbound, handover.language, handover.parse, handover.stored
         forward: dict[str, Any] = {**_as_json(inbound)}
         if stored is not None and stored.done():
             if not _new(stored):
