@@ -218,12 +218,18 @@ class Poller:
     on SQLite's write-ahead log (every commit writes it), or LISTEN on
     PostgreSQL (a trigger in the bench's scratch database notifies each
     processed message). On each change it runs one query for all the turns
-    it waits for; changes that come while a query runs are answered by the
-    next one. (It also looks every `longest_tick`, should a change be missed.)"""
+    it waits for, and one more `recheck_after` later (SQLite's inotify comes
+    as the commit is written to the log, which can be before it is visible);
+    changes that come while a query runs are answered by the next one. (It
+    also looks every `longest_tick`, should a change be missed.)"""
 
     def __init__(self, ledger, longest_tick: float = 0.05) -> None:
         self.ledger = ledger
         self.longest_tick = longest_tick
+        # SQLite writes a commit to its log before the commit can be read:
+        # a query run at once on the change may miss it, so each change is
+        # looked at once more shortly after (unless another change comes first).
+        self.recheck_after = 0.001
         self.waiting: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
 
@@ -234,11 +240,13 @@ class Poller:
 
     async def run(self) -> None:
         self.ledger.watch(asyncio.get_running_loop(), self.changed.set)
+        recheck = False
         while True:
             try:
-                await asyncio.wait_for(self.changed.wait(), self.longest_tick)
+                await asyncio.wait_for(self.changed.wait(), self.recheck_after if recheck else self.longest_tick)
+                recheck = True
             except asyncio.TimeoutError:
-                pass
+                recheck = False
             self.changed.clear()
             if not self.waiting:
                 continue
@@ -382,8 +390,9 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: in
                 order = ("webhook", "rest") if round_ % 2 == 0 else ("rest", "webhook")
                 for channel in order:
                     # Fresh debtors every round and channel: equal tracker lengths.
-                    prefix = {"webhook": 91, "rest": 92}[channel] * 10**6 + round_ * 10**5 + concurrency * 100
-                    phones = [f"+5255{prefix + i:08d}" for i in range(concurrency)]
+                    # (channel, level, round, conversation) in the number's digits: no two alike.
+                    kind = {"webhook": 1, "rest": 2}[channel]
+                    phones = [f"+5255{kind}{concurrency:02d}{round_:03d}{i:02d}" for i in range(concurrency)]
                     before = meter.snapshot()
                     if channel == "webhook":
                         webhook_rounds.append(await webhook_round(http, stack, ledger, poller, phones, turns))
@@ -488,6 +497,8 @@ def main() -> int:
         "a scratch database cobrador_bench is created there",
     )
     args = parser.parse_args()
+    if args.rounds > 999 or max(args.concurrency) > 99:
+        parser.error("at most 999 rounds and 99 concurrent conversations (they are numbered in the phone numbers)")
     if not MODEL.exists():
         print("no model: run `make train`", file=sys.stderr)
         return 2
