@@ -24,6 +24,18 @@ def trained_model():
     return MODEL
 
 
+def wait_until(condition, tries: int = 100, step: float = 0.02) -> bool:
+    """Looks `tries` times, `step` seconds apart, until `condition()` holds;
+    whether it did (the caller may go on either way)."""
+    import time
+
+    for _ in range(tries):
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())
+
+
 def until_loaded(worker, seconds: float = 120) -> None:
     """Waits until an `Understanding`'s worker has loaded its model."""
     import time

@@ -181,6 +181,20 @@ def pending_inbound(session: Session) -> list[LoggedMessage]:
     return [_view(r) for r in rows]
 
 
+def latest_processed_inbound(session: Session, last: int) -> list[LoggedMessage]:
+    """Each phone's latest processed inbound message among the log's `last`
+    messages (in and out, newest first): read backwards along the primary key,
+    so it costs the same whatever the log's size."""
+    rows = session.execute(select(Message).order_by(Message.id.desc()).limit(last)).scalars()
+    seen: set[str] = set()
+    latest = []
+    for row in rows:
+        if row.direction == "inbound" and row.status == "processed" and row.phone not in seen:
+            seen.add(row.phone)
+            latest.append(_view(row))
+    return latest
+
+
 UNSENT_OUTBOUND = text(UNSENT_OUTBOUND_SQL)
 # The same condition as the unsent index's (one constant, no values in it).
 _TOUCH_UNSENT = f"UPDATE messages SET updated_at = :now WHERE id = :id AND {UNSENT_OUTBOUND_SQL}"  # noqa: S608

@@ -607,6 +607,12 @@ class WhatsAppInput(InputChannel):
         self.turn_of: dict[str, asyncio.Future] = {}  # each debtor's latest forwarded turn
         install_forwarded()  # the answer before the save, the parse that follows (cobrador.whatsapp.forwarded)
         self.sweep_seconds = float(os.environ.get("COBRADOR_SWEEP_SECONDS", "15"))
+        # Start-up: how many of the message log's last messages the catch-up
+        # reads (`_catch_up`); until it has, no turn runs (`catch_up_gate`),
+        # and then none of a debtor it is still looking at (`catching_up`).
+        self.catch_up_messages = int(os.environ.get("COBRADOR_CATCH_UP_MESSAGES", "2000"))
+        self.catch_up_gate: Optional[asyncio.Future] = None
+        self.catching_up: dict[str, asyncio.Future] = {}
         self.claims = HeldClaims(asyncio.to_thread)  # those of the turns run by the sweep and recovery
         self.app: Any = None  # Rasa's Sanic app, once it serves (its agent holds the tracker store)
 
@@ -645,9 +651,7 @@ class WhatsAppInput(InputChannel):
         if tracker is None:
             return None
         events = list(tracker.events)
-        start = next(
-            (n for n, e in enumerate(events) if isinstance(e, UserUttered) and e.message_id == inbound.sid), None
-        )
+        start = _position_of(events, inbound.sid)
         if start is None:
             return None
         outbox: list[tuple[str, str, list, str]] = []
@@ -716,6 +720,76 @@ class WhatsAppInput(InputChannel):
                 if not future.done():
                     future.set_result(None)
 
+    async def _caught_up(self, phone: str) -> None:
+        """Waits, at start-up, until the catch-up has read the message log, and
+        then while it looks at (or puts back) this debtor's last turn."""
+        gate = self.catch_up_gate
+        if gate is not None and not gate.done():
+            await asyncio.shield(gate)
+        looking = self.catching_up.get(phone)
+        if looking is not None:
+            await asyncio.shield(looking)
+
+    async def _catch_up(self, app: Any, replay: Callable[[Inbound, str], Awaitable[None]]) -> None:
+        """At start-up, puts back into the trackers the turns a crash answered
+        but did not save, before any other turn runs.
+
+        A forwarded turn is answered before Rasa saves its tracker
+        (cobrador.whatsapp.forwarded): had Rasa died in between, the message
+        is processed and its replies recorded, but the debtor's tracker lacks
+        the turn, and the conversation would go on as if it had never been.
+        So each debtor's latest processed message among the log's last
+        `catch_up_messages` is looked for in their tracker; one that is missing
+        (from a tracker that exists: in-memory trackers are all gone anyway)
+        runs again, its replies discarded. What it records in the ledger it
+        recorded already, once per message; the debtor's next message finds
+        the conversation where the debtor left it. Opt-out keywords never
+        reach Rasa and are left alone."""
+        loop = asyncio.get_running_loop()
+        latest: list[messages.LoggedMessage] = []
+        try:
+            latest = await asyncio.to_thread(_latest_processed, self.catch_up_messages)
+            latest = [m for m in latest if not is_opt_out_keyword(m.body)]
+            for message in latest:
+                self.catching_up[message.phone] = loop.create_future()
+        except Exception:  # noqa: BLE001 - the turns go on as they would without
+            logger.exception("could not read the message log to catch the trackers up")
+        finally:
+            if self.catch_up_gate is not None and not self.catch_up_gate.done():
+                self.catch_up_gate.set_result(None)
+        if not latest:
+            return
+        lost: list[messages.LoggedMessage] = []
+        try:
+            await _agent_ready(app)
+            store = app.ctx.agent.tracker_store
+            for message in latest:  # first the look, each debtor free to go on once looked at
+                try:
+                    tracker = await store.retrieve(message.phone)
+                    if tracker is not None and _position_of(list(tracker.events), message.provider_sid) is None:
+                        lost.append(message)
+                        continue
+                except Exception:  # noqa: BLE001 - that debtor's tracker stays as it is; the others go on
+                    logger.exception("could not read the tracker of %s to catch it up", message.phone)
+                self.catching_up.pop(message.phone).set_result(None)
+            for message in lost:  # then the turns put back
+                try:
+                    logger.warning("%s was answered but its turn is not in the tracker: it runs again, "
+                                   "its replies discarded", message.provider_sid)  # fmt: skip
+                    await replay(_from_log(message), await asyncio.to_thread(_language, message.phone))
+                except Exception:  # noqa: BLE001 - that debtor's tracker stays as it is; the others go on
+                    logger.exception("could not put the turn of %s back in its tracker", message.provider_sid)
+                finally:
+                    self.catching_up.pop(message.phone).set_result(None)
+        except Exception:  # noqa: BLE001 - no agent or tracker store: the turns go on as they would without
+            logger.exception("could not catch the trackers up")
+        finally:
+            for looking in self.catching_up.values():
+                if not looking.done():
+                    looking.set_result(None)
+            self.catching_up.clear()
+        logger.info("catch-up: the trackers of %s recent debtors looked at, %s turns put back", len(latest), len(lost))
+
     def _turn_ended(self, phone: str, task: asyncio.Future) -> None:
         if self.turn_of.get(phone) is task:
             del self.turn_of[phone]
@@ -760,6 +834,7 @@ class WhatsAppInput(InputChannel):
                 self.claims.let_go(inbound.sid)
 
         async def run_turn(inbound: Inbound, language: str, recovered: bool) -> None:
+            await self._caught_up(inbound.phone)
             outbox: Optional[list] = [] if self.sender is None else None
             message = UserMessage(
                 text=neutralize_command(inbound.body),
@@ -852,6 +927,7 @@ class WhatsAppInput(InputChannel):
                 try:
                     if previous is not None and not previous.done():
                         await asyncio.wait([previous])
+                    await self._caught_up(inbound.phone)
                     await on_new_message(message)
                 finally:
                     self.in_flight.discard(inbound.sid)
@@ -908,10 +984,28 @@ class WhatsAppInput(InputChannel):
                 return response.text(str(content), status=code)
             return response.raw(content, content_type="application/pdf", headers=MEDIA_HEADERS)
 
+        async def replay(inbound: Inbound, language: str) -> None:
+            """The turn of a message answered already, run again for the tracker
+            alone (`_catch_up`): its replies go nowhere."""
+            await on_new_message(
+                UserMessage(
+                    text=neutralize_command(inbound.body),
+                    output_channel=WhatsAppOutput(self.settings, None, language, []),
+                    sender_id=inbound.phone,
+                    input_channel=self.name(),
+                    message_id=inbound.sid,
+                    metadata=inbound.metadata(recovered=True),
+                )
+            )
+
+        @hook.listener("before_server_start")
+        async def hold_turns(app: Any, loop: Any) -> None:
+            self.catch_up_gate = loop.create_future()  # no turn runs before the catch-up has read the log
+
         @hook.listener("after_server_start")
         async def recover(app: Any, loop: Any) -> None:
             self.app = app
-            app.add_task(self._recover(app, process))
+            app.add_task(self._recover(app, process, replay))
             app.add_task(self._sweep(process))
             app.add_task(self.claims.keep())
 
@@ -921,8 +1015,12 @@ class WhatsAppInput(InputChannel):
             register(hook, self)
         return hook
 
-    async def _recover(self, app: Any, process: Callable[..., Awaitable[None]]) -> None:
-        """Processes what a crash or restart left pending, oldest first, once Rasa is ready."""
+    async def _recover(
+        self, app: Any, process: Callable[..., Awaitable[None]], replay: Callable[[Inbound, str], Awaitable[None]]
+    ) -> None:
+        """Puts back the turns a crash did not save (`_catch_up`), then
+        processes what it left pending, oldest first, once Rasa is ready."""
+        await self._catch_up(app, replay)
         for attempt in range(10):  # the database may be busy (or down) while everything starts
             try:
                 pending = await asyncio.to_thread(_pending)
@@ -981,6 +1079,16 @@ async def _agent_ready(app: Any) -> None:
         if agent is not None and agent.is_ready():
             return
         await asyncio.sleep(1)
+
+
+def _position_of(events: list[Any], sid: str) -> Optional[int]:
+    """Where in a tracker's events the debtor's message `sid` is, if it is."""
+    return next((n for n, e in enumerate(events) if isinstance(e, UserUttered) and e.message_id == sid), None)
+
+
+def _latest_processed(last: int) -> list[messages.LoggedMessage]:
+    with session_scope() as session:
+        return messages.latest_processed_inbound(session, last)
 
 
 def _from_log(message: messages.LoggedMessage) -> Inbound:

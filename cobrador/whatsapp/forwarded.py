@@ -27,8 +27,10 @@ so a debtor's reply comes back sooner; what the turn does is unchanged.
   save that fails is handled as Rasa handles any (its fail-safe tracker store
   logs the error and keeps the tracker in memory), as it was before the
   answer went first. Should Rasa die in the milliseconds between the answer
-  and the save, the tracker lacks that turn, while the message log holds the
-  message and its replies, and the ledger what the turn recorded.
+  and the save, the message log holds the message and its replies, and the
+  ledger what the turn recorded, but the tracker lacks the turn: the next
+  Rasa to start puts it back before any other turn runs
+  (`WhatsAppInput._catch_up`).
 
 Rasa's processor reaches the turn through a context variable set by the task
 that runs it; turns that come any other way (the sweep, start-up recovery,

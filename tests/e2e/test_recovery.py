@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 from sqlalchemy import select
 
+from cobrador.ledger import messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message
 from tests.e2e.conftest import free_port, sql_trackers, wait_for
 from tests.e2e.test_whatsapp_channel import claimed, process, user_message_ids
+from tests.support import wait_until
 
 
 def _status_and_replies(database_url: str, sid: str, phone: str) -> tuple[str, list[str]]:
@@ -81,3 +84,69 @@ def test_pending_inbound_messages_are_answered_once_after_a_restart(stack, tmp_p
         restarted.terminate()
         restarted.wait(timeout=30)
     assert f"{ran[0]}: its turn ran already; recording the replies it gave" in log.read_text()
+
+
+def _answered_as_the_ingest_records_it(stack, rasa_url: str, sid: str, phone: str, text: str) -> list[str]:
+    """A message stored claimed, forwarded to the Rasa at `rasa_url`, and its
+    replies recorded with its "processed" mark, as the ingest does; the replies."""
+    with session_scope(stack.database_url) as session:
+        assert messages.record_inbound(session, sid, phone, text, [], status="processing")
+    answer = process(stack, phone, text, sid=sid, rasa_url=rasa_url)
+    assert answer.status_code == 200, answer.text
+    replies = answer.json()["messages"]
+    with session_scope(stack.database_url) as session:
+        for reply in replies:
+            messages.record_outbound(
+                session, reply["phone"], reply["body"], sender=reply["sender"], media=reply["media"]
+            )
+        messages.set_inbound_status(session, sid, "processed")
+    return [reply["body"] for reply in replies]
+
+
+def test_a_turn_answered_but_not_saved_before_a_crash_is_put_back_in_the_tracker(stack, tmp_path) -> None:
+    """Rasa answers a forwarded turn before it saves the tracker
+    (cobrador.whatsapp.forwarded), and here dies in between: another writer
+    holds the tracker store's lock, so the save waits, and Rasa is killed
+    meanwhile. The message is processed with its replies, as the ingest
+    records them, but the tracker lacks the turn. The Rasa that starts next
+    puts the turn back, without giving its replies again, before the debtor's
+    next message runs, so the conversation goes on where the debtor left it:
+    the year of birth that follows the name verifies the debtor."""
+    trackers_file = tmp_path / "tracker.db"
+    trackers = sql_trackers(trackers_file)
+    phone = "+526621230005"  # Roberto Félix Valenzuela, born 1983
+    hello, name, year = ("SM" + pair * 16 for pair in ("e5", "e6", "e7"))
+    first, first_url = _rasa(stack, tmp_path / "rasa-first.log", trackers)
+    try:
+        assert "¿Me dices tu nombre completo?" in _answered_as_the_ingest_records_it(
+            stack, first_url, hello, phone, "hola"
+        )
+        assert wait_until(lambda: user_message_ids(first_url, phone) == [hello], step=0.1)  # saved
+        locker = sqlite3.connect(trackers_file, timeout=10, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # Rasa's save of the next turn waits for it
+        try:
+            given = _answered_as_the_ingest_records_it(stack, first_url, name, phone, "roberto felix valenzuela")
+            assert any("año de nacimiento" in body for body in given)
+            assert user_message_ids(first_url, phone) == [hello]  # answered, not saved
+            first.kill()  # a crash: no clean shutdown
+            first.wait(timeout=30)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    replies_before = _status_and_replies(stack.database_url, name, phone)[1]
+    log = tmp_path / "rasa-restarted.log"
+    restarted, restarted_url = _rasa(stack, log, trackers)
+    try:
+        # The debtor's next message, as soon as Rasa answers (the ingest retries while it is down).
+        after = _answered_as_the_ingest_records_it(stack, restarted_url, year, phone, "1983")
+        assert after[0].startswith("¡Gracias, Roberto"), after
+        assert user_message_ids(restarted_url, phone) == [hello, name, year]
+        replies = _status_and_replies(stack.database_url, name, phone)[1]
+        assert replies == [*replies_before, *after]  # the lost turn's replies were not given again
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=30)
+    assert f"{name} was answered but its turn is not in the tracker: it runs again" in log.read_text()

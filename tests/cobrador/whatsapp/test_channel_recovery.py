@@ -149,3 +149,71 @@ def test_a_turn_the_channel_runs_itself_holds_its_claim_until_it_ends(ledger_url
     with session_scope(ledger_url) as session:
         status = session.execute(select(Message.status).where(Message.provider_sid == sid)).scalar_one()
     assert status == "processed"
+
+
+def test_the_start_up_catch_up_puts_back_only_a_missing_last_turn_and_holds_that_debtor_meanwhile(
+    ledger_url: str,
+) -> None:
+    """At start-up each debtor's latest processed message is looked for in
+    their tracker; only one missing from a tracker that exists runs again
+    (not an opt-out keyword, which never reaches Rasa; not a message still
+    pending, which recovery answers). Until the log is read no turn runs, and
+    a debtor being caught up waits until their turn is back; the others do not."""
+    from cobrador.ledger import messages
+
+    saved, lost, opted, untracked, pending = "+525553000031", "+525553000032", "+525553000033", "+525553000034", "+525553000035"  # fmt: skip
+    logged = [  # (sid, phone, text, status), in the order they came
+        ("SM" + "a1" * 16, saved, "hola", "processed"),
+        ("SM" + "b1" * 16, lost, "hola", "processed"),
+        ("SM" + "b2" * 16, lost, "ana garza", "processed"),  # answered, its turn not saved
+        ("SM" + "c1" * 16, opted, "hola", "processed"),
+        ("SM" + "c2" * 16, opted, "BAJA", "processed"),
+        ("SM" + "d1" * 16, untracked, "hola", "processed"),
+        ("SM" + "e1" * 16, pending, "hola", "processed"),
+        ("SM" + "e2" * 16, pending, "1995", "received"),
+    ]
+    with session_scope(ledger_url) as session:
+        for sid, phone, text, status in logged:
+            messages.record_inbound(session, sid, phone, text, [], status)
+    store = InMemoryTrackerStore(Domain.empty())
+    in_trackers = {saved: ["SM" + "a1" * 16], lost: ["SM" + "b1" * 16], opted: ["SM" + "c1" * 16],
+                   pending: ["SM" + "e1" * 16]}  # fmt: skip
+    replayed: list[tuple[str, str, str]] = []
+    replaying = asyncio.Event()
+    release = asyncio.Event()
+
+    async def replay(inbound: Inbound, language: str) -> None:
+        replayed.append((inbound.sid, inbound.body, language))
+        replaying.set()
+        await release.wait()
+
+    async def run() -> list[str]:
+        for phone, sids in in_trackers.items():
+            tracker = DialogueStateTracker(phone, [])
+            for sid in sids:
+                tracker.update(UserUttered("hola", message_id=sid))
+            await store.save(tracker)
+        channel = channel_on(store)
+        channel.app.ctx.agent.is_ready = lambda: True
+        channel.catch_up_gate = asyncio.get_running_loop().create_future()  # as before the server starts
+        order: list[str] = []
+
+        async def turn_of(phone: str) -> None:
+            await channel._caught_up(phone)
+            order.append(phone)
+
+        waiting = [asyncio.create_task(turn_of(phone)) for phone in (lost, saved)]
+        await asyncio.sleep(0.05)
+        assert order == []  # the log is not read yet
+        catching_up = asyncio.create_task(channel._catch_up(channel.app, replay))
+        await asyncio.wait_for(replaying.wait(), 5)
+        await asyncio.sleep(0.05)
+        assert order == [saved]  # the debtor being caught up waits
+        release.set()
+        await asyncio.wait_for(catching_up, 5)
+        await asyncio.wait_for(asyncio.gather(*waiting), 5)
+        assert channel.catching_up == {}
+        return order
+
+    assert asyncio.run(run()) == [saved, lost]
+    assert replayed == [("SM" + "b2" * 16, "ana garza", "es")]

@@ -36,6 +36,7 @@ from cobrador.whatsapp.ingest import Ingest
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.simulator import signed_form, twilio_fields
 from cobrador.whatsapp.understanding import Understanding
+from tests.support import wait_until
 
 TOKEN = "ingest-test-token"
 
@@ -111,14 +112,6 @@ def post_message(base: str, phone: str, text: str, token: str = TOKEN) -> dict[s
     answer = requests.post(url, data=fields, headers={"X-Twilio-Signature": signature}, timeout=10)
     assert answer.status_code == 200
     return fields
-
-
-def wait_until(condition: Callable[[], object], tries: int = 100, step: float = 0.02) -> None:
-    """Looks `tries` times, `step` seconds apart, until `condition()` holds (and then goes on either way)."""
-    for _ in range(tries):
-        if condition():
-            return
-        threading.Event().wait(step)
 
 
 def inbound_rows(database_url: str) -> dict[str, tuple[str, str]]:
