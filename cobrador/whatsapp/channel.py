@@ -61,7 +61,7 @@ from cobrador.ledger import commands, messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
-from cobrador.whatsapp.forwarded import PARSE_WAIT, ForwardedTurn, Lines, NotStored, covered
+from cobrador.whatsapp.forwarded import PARSE_WAIT, REPLAYED, AlreadyInTracker, ForwardedTurn, Lines, NotStored, covered
 from cobrador.whatsapp.forwarded import install as install_forwarded
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import OUTSIDE_WINDOW, SendError, TwilioSender, split_body
@@ -760,6 +760,7 @@ class WhatsAppInput(InputChannel):
         if not latest:
             return
         lost: list[messages.LoggedMessage] = []
+        put_back = 0
         try:
             await _agent_ready(app)
             store = app.ctx.agent.tracker_store
@@ -777,6 +778,9 @@ class WhatsAppInput(InputChannel):
                     logger.warning("%s was answered but its turn is not in the tracker: it runs again, "
                                    "its replies discarded", message.provider_sid)  # fmt: skip
                     await replay(_from_log(message), await asyncio.to_thread(_language, message.phone))
+                    put_back += 1
+                except AlreadyInTracker:
+                    logger.info("%s is in the tracker by now (another Rasa saved it)", message.provider_sid)
                 except Exception:  # noqa: BLE001 - that debtor's tracker stays as it is; the others go on
                     logger.exception("could not put the turn of %s back in its tracker", message.provider_sid)
                 finally:
@@ -788,7 +792,7 @@ class WhatsAppInput(InputChannel):
                 if not looking.done():
                     looking.set_result(None)
             self.catching_up.clear()
-        logger.info("catch-up: the trackers of %s recent debtors looked at, %s turns put back", len(latest), len(lost))
+        logger.info("catch-up: the trackers of %s recent debtors looked at, %s turns put back", len(latest), put_back)
 
     def _turn_ended(self, phone: str, task: asyncio.Future) -> None:
         if self.turn_of.get(phone) is task:
@@ -994,7 +998,7 @@ class WhatsAppInput(InputChannel):
                     sender_id=inbound.phone,
                     input_channel=self.name(),
                     message_id=inbound.sid,
-                    metadata=inbound.metadata(recovered=True),
+                    metadata=inbound.metadata(recovered=True, **{REPLAYED: True}),
                 )
             )
 

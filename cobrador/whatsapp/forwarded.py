@@ -32,6 +32,11 @@ so a debtor's reply comes back sooner; what the turn does is unchanged.
   Rasa to start puts it back before any other turn runs
   (`WhatsAppInput._catch_up`).
 
+A turn the start-up catch-up runs again (its message answered, its tracker
+not saved: metadata `replayed`) goes no further if the tracker, read under the
+conversation's lock, holds its message by now (`AlreadyInTracker`): another
+Rasa, still up, saved it meanwhile.
+
 Rasa's processor reaches the turn through a context variable set by the task
 that runs it; turns that come any other way (the sweep, start-up recovery,
 the one-process webhook, Rasa's own channels) are untouched.
@@ -57,6 +62,16 @@ STORE_WAIT = 30.0
 _current: contextvars.ContextVar[Optional[ForwardedTurn]] = contextvars.ContextVar(
     "cobrador_forwarded_turn", default=None
 )
+
+
+# The metadata key of a turn the start-up catch-up runs again for the tracker
+# alone (`WhatsAppInput._catch_up`).
+REPLAYED = "replayed"
+
+
+class AlreadyInTracker(Exception):
+    """A turn run again for the tracker alone, whose message the tracker, read
+    under the conversation's lock, holds by now (another Rasa saved it)."""
 
 
 class NotStored(Exception):
@@ -142,6 +157,7 @@ def covered(sid: str, data: bytes) -> bytes:
 def install() -> None:
     """Hooks the forwarded turn into Rasa's processor (once per process)."""
     from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.events import UserUttered
 
     if getattr(MessageProcessor, "_cobrador_forwarded", False):
         return
@@ -152,6 +168,10 @@ def install() -> None:
         turn = _current.get()
         if turn is not None:
             await turn.admit(message)
+        if (message.metadata or {}).get(REPLAYED) and any(
+            isinstance(event, UserUttered) and event.message_id == message.message_id for event in tracker.events
+        ):
+            raise AlreadyInTracker(message.message_id)
         await stock_handle(self, message, tracker)
 
     async def save_tracker(self: MessageProcessor, tracker: Any) -> None:

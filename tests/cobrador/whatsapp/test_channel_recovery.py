@@ -217,3 +217,34 @@ def test_the_start_up_catch_up_puts_back_only_a_missing_last_turn_and_holds_that
 
     assert asyncio.run(run()) == [saved, lost]
     assert replayed == [("SM" + "b2" * 16, "ana garza", "es")]
+
+
+def test_a_replayed_turn_stops_if_its_message_is_in_the_tracker_by_then() -> None:
+    """The catch-up's turn reaches Rasa's processor with the tracker read
+    under the conversation's lock: if another Rasa saved the message
+    meanwhile, the turn stops there (nothing is logged twice); a replay of a
+    message the tracker lacks, and any message not replayed, go on."""
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+
+    from cobrador.whatsapp.forwarded import REPLAYED, AlreadyInTracker, install
+
+    install()
+    processor = types.SimpleNamespace(domain=Domain.empty())  # all the stock step reads of it here
+    parse = {"intent": {"name": "greet", "confidence": 1.0}, "entities": [], "text": "hola"}
+    saved, missing = "SM" + "f1" * 16, "SM" + "f2" * 16
+    tracker = DialogueStateTracker(PHONE, [])
+    tracker.update(UserUttered("hola", message_id=saved))
+
+    def message(sid: str, replayed: bool) -> UserMessage:
+        metadata = {REPLAYED: True} if replayed else {}
+        return UserMessage("hola", sender_id=PHONE, message_id=sid, metadata=metadata, parse_data=dict(parse))
+
+    async def handle(sid: str, replayed: bool) -> None:
+        await MessageProcessor._handle_message_with_tracker(processor, message(sid, replayed), tracker)
+
+    with pytest.raises(AlreadyInTracker):
+        asyncio.run(handle(saved, replayed=True))
+    asyncio.run(handle(missing, replayed=True))
+    asyncio.run(handle(saved, replayed=False))
+    assert [e.message_id for e in tracker.events if isinstance(e, UserUttered)] == [saved, missing, saved]
