@@ -42,6 +42,14 @@ has to change. Each fix keeps Rasa's behaviour and only removes waste.
   text built once and one executemany, on SQLite and PostgreSQL (other
   databases keep Rasa's code): the same rows in, the same events out, in
   about 40 % of the CPU (`bench/tracker_store.py`).
+* **Calls to the action server keep their connection.** `EndpointConfig.request`
+  made a new aiohttp session, and with it a new TCP connection (and a new
+  connection for the action server's Sanic to set up), for every custom
+  action, every turn. The calls now share one session per endpoint and event
+  loop, with Rasa's headers, token, timeout and errors; an idle connection is
+  dropped after `KEEP_IDLE_SECONDS` (2), before a server's keep-alive (5 s in
+  Sanic) closes it under a request. An endpoint with a CA file is called
+  Rasa's own way.
 """
 
 from __future__ import annotations
@@ -84,6 +92,7 @@ def apply() -> None:
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     _event_classes_by_name()
     _tracker_store_as_sql()
+    _endpoint_connections_kept()
     _applied = True
 
 
@@ -248,3 +257,76 @@ def _tracker_store_as_sql() -> None:
     SQLTrackerStore._retrieve = _retrieve  # type: ignore[method-assign]
     SQLTrackerStore._additional_events = _additional_events  # type: ignore[method-assign]
     SQLTrackerStore.save = save  # type: ignore[method-assign]
+
+
+# Seconds an idle connection to an endpoint is kept: less than the servers'
+# own keep-alive (Sanic, which the action server runs on, closes after 5 s;
+# proxies later), so the client drops a connection before the server does
+# and a request never goes out on one the server is closing.
+KEEP_IDLE_SECONDS = 2.0
+
+
+def _endpoint_connections_kept() -> None:
+    import asyncio
+    import atexit
+
+    import aiohttp
+    from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
+
+    stock_request = EndpointConfig.request
+    kept: dict[tuple[int, int], tuple[EndpointConfig, aiohttp.ClientSession]] = {}
+
+    def session_of(config: EndpointConfig) -> aiohttp.ClientSession:
+        """The endpoint's session on the running loop, made once (Rasa's own
+        settings: headers, basic auth, timeout) with a connector that keeps
+        idle connections `KEEP_IDLE_SECONDS`."""
+        loop = asyncio.get_running_loop()
+        key = (id(config), id(loop))
+        found = kept.get(key)
+        if found is not None and found[0] is config and not found[1].closed and found[1]._loop is loop:
+            return found[1]
+        stock = config.session()  # Rasa's settings, read off the session it would make
+        session = aiohttp.ClientSession(
+            headers=stock.headers, auth=stock.auth, timeout=stock.timeout,
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEP_IDLE_SECONDS),
+        )  # fmt: skip
+        stock._connector.close()  # made but never used: nothing to wait for
+        kept[key] = (config, session)  # the config is held, so its id is not reused meanwhile
+        return session
+
+    async def request(
+        self: EndpointConfig,
+        method: str = "post",
+        subpath: Optional[str] = None,
+        content_type: Optional[str] = "application/json",
+        compress: bool = False,
+        **kwargs: Any,
+    ) -> Optional[Any]:
+        if self.cafile:  # Rasa's own way, certificate and all
+            return await stock_request(self, method, subpath, content_type, compress, **kwargs)
+        headers = {"Content-Type": content_type} if content_type else {}
+        headers.update(kwargs.pop("headers", {}))
+        headers.update(self.headers or {})
+        async with session_of(self).request(
+            method,
+            concat_url(self.url, subpath),
+            headers=headers,
+            params=self.combine_parameters(kwargs),
+            compress=compress,
+            ssl=None,
+            **kwargs,
+        ) as response:
+            if response.status >= 400:
+                raise ClientResponseError(response.status, response.reason, await response.content.read())
+            try:
+                return await response.json()
+            except aiohttp.ContentTypeError:
+                return None
+
+    @atexit.register
+    def _close() -> None:  # the process ends: its connections go with it, without a warning each
+        for _, session in kept.values():
+            if session._connector is not None:
+                session._connector.close()
+
+    EndpointConfig.request = request  # type: ignore[method-assign]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import jsonschema
@@ -249,3 +250,45 @@ def test_the_sql_tracker_store_reads_and_appends_the_events_rasa_did(sql_tracker
     assert nobody is None
     with store.session_scope() as session:
         assert session.query(store.SQLEvent).count() == len(every)
+
+
+def test_an_endpoint_keeps_its_connection_and_makes_a_new_one_once_the_server_closed_it() -> None:
+    """Rasa opened a new connection, and a new aiohttp session, for every call
+    to the action server. The calls now share one, with Rasa's headers, token
+    and errors; once the server has closed it (here after a second idle), the next
+    call goes on a new one, and succeeds."""
+    from aiohttp import web
+    from rasa.utils.endpoints import ClientResponseError, EndpointConfig
+
+    peers: list = []
+
+    async def answer(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        if request.query.get("fail"):
+            return web.Response(status=500, text="the action failed")
+        body = await request.json()
+        return web.json_response({"n": body["n"], "token": request.query.get("token"), "agent": request.headers["X-A"]})
+
+    async def calls() -> tuple[list, int]:
+        app = web.Application()
+        app.router.add_post("/webhook", answer)
+        runner = web.AppRunner(app, keepalive_timeout=0.3)  # the server drops idle connections sooner than the client
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook", token="secret", headers={"X-A": "rasa"})
+        try:
+            answers = [await endpoint.request(json={"n": n}, method="post") for n in range(3)]
+            await asyncio.sleep(1.6)  # idle: the server closes the connection (it looks once a second)
+            answers.append(await endpoint.request(json={"n": 3}, method="post"))
+            with pytest.raises(ClientResponseError) as failed:
+                await endpoint.request(json={"n": 4}, method="post", params={"fail": "1"})
+            return answers, failed.value.status
+        finally:
+            await runner.cleanup()
+
+    answers, status = asyncio.run(calls())
+    assert answers == [{"n": n, "token": "secret", "agent": "rasa"} for n in range(4)]
+    assert status == 500
+    assert peers[0] == peers[1] == peers[2] != peers[3] == peers[4]

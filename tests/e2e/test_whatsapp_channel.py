@@ -23,6 +23,7 @@ from cobrador.whatsapp.channel import forward_key, forward_signature
 from cobrador.whatsapp.forwarded import covered
 from cobrador.whatsapp.simulator import signed_form, twilio_fields
 from tests.e2e.conftest import LOCAL_TOKEN
+from tests.support import wait_until
 
 WEBHOOK = "/webhooks/whatsapp/webhook"
 STATUS = "/webhooks/whatsapp/status"
@@ -487,6 +488,11 @@ def test_the_answer_goes_before_the_tracker_is_saved(stack) -> None:
     trackers = Path(stack.rasa_log).parent / "trackers.db"
     assert trackers.exists()
     phone, sid = "+525550000133", "SM" + "c1" * 16
+    # Earlier tests' turns were answered before their saves: once this one's
+    # is saved, theirs are too, and none is left to wait for the lock below.
+    settled, settled_sid = "+525550000134", "SM" + "c2" * 16
+    assert process(stack, settled, "hola", sid=settled_sid).status_code == 200
+    assert wait_until(lambda: user_message_ids(stack.rasa_url, settled) == [settled_sid], step=0.05)
     locker = sqlite3.connect(trackers, timeout=10, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")  # readers go on; no one else writes
     try:
