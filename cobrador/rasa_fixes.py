@@ -285,6 +285,8 @@ def _endpoint_connections_kept() -> None:
         found = kept.get(key)
         if found is not None and found[0] is config and not found[1].closed and found[1]._loop is loop:
             return found[1]
+        for gone in [k for k, (_, session) in kept.items() if session._loop.is_closed()]:  # loops that ended
+            shut(kept.pop(gone)[1])
         stock = config.session()  # Rasa's settings, read off the session it would make
         session = aiohttp.ClientSession(
             headers=stock.headers, auth=stock.auth, timeout=stock.timeout,
@@ -323,10 +325,17 @@ def _endpoint_connections_kept() -> None:
             except aiohttp.ContentTypeError:
                 return None
 
+    def shut(session: aiohttp.ClientSession) -> None:
+        """Closes a kept session's connections at once (its loop may be gone)."""
+        try:
+            if session._connector is not None:
+                session._connector.close()
+        except Exception:  # noqa: BLE001, S110 - what is left goes with the process
+            pass
+
     @atexit.register
     def _close() -> None:  # the process ends: its connections go with it, without a warning each
         for _, session in kept.values():
-            if session._connector is not None:
-                session._connector.close()
+            shut(session)
 
     EndpointConfig.request = request  # type: ignore[method-assign]

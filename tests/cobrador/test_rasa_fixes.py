@@ -292,3 +292,29 @@ def test_an_endpoint_keeps_its_connection_and_makes_a_new_one_once_the_server_cl
     assert answers == [{"n": n, "token": "secret", "agent": "rasa"} for n in range(4)]
     assert status == 500
     assert peers[0] == peers[1] == peers[2] != peers[3] == peers[4]
+
+
+def test_an_endpoint_called_from_one_event_loop_after_another_is_answered_on_each() -> None:
+    """An endpoint called again from a new event loop, the old one ended (a
+    test, a script), is still answered: its sessions are kept per loop."""
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def serve_and_call(endpoint: EndpointConfig) -> object:
+        app = web.Application()
+        app.router.add_post("/webhook", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        endpoint.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/webhook"
+        try:
+            return await endpoint.request(json={}, method="post")
+        finally:
+            await runner.cleanup()
+
+    endpoint = EndpointConfig("http://127.0.0.1:1/webhook")
+    assert asyncio.run(serve_and_call(endpoint)) == {"ok": True}
+    assert asyncio.run(serve_and_call(endpoint)) == {"ok": True}
