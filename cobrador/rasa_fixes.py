@@ -274,6 +274,8 @@ def _endpoint_connections_kept() -> None:
     from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
 
     stock_request = EndpointConfig.request
+    # By the ids of the endpoint and the loop; the entry holds both (the loop
+    # through its session), so neither id is reused while it is here.
     kept: dict[tuple[int, int], tuple[EndpointConfig, aiohttp.ClientSession]] = {}
 
     def session_of(config: EndpointConfig) -> aiohttp.ClientSession:
@@ -283,7 +285,7 @@ def _endpoint_connections_kept() -> None:
         loop = asyncio.get_running_loop()
         key = (id(config), id(loop))
         found = kept.get(key)
-        if found is not None and found[0] is config and not found[1].closed and found[1]._loop is loop:
+        if found is not None and not found[1].closed:
             return found[1]
         for gone in [k for k, (_, session) in kept.items() if session._loop.is_closed()]:  # loops that ended
             shut(kept.pop(gone)[1])
@@ -293,7 +295,7 @@ def _endpoint_connections_kept() -> None:
             connector=aiohttp.TCPConnector(keepalive_timeout=KEEP_IDLE_SECONDS),
         )  # fmt: skip
         stock._connector.close()  # made but never used: nothing to wait for
-        kept[key] = (config, session)  # the config is held, so its id is not reused meanwhile
+        kept[key] = (config, session)
         return session
 
     async def request(

@@ -61,7 +61,16 @@ from cobrador.ledger import commands, messages
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
-from cobrador.whatsapp.forwarded import PARSE_WAIT, REPLAYED, AlreadyInTracker, ForwardedTurn, Lines, NotStored, covered
+from cobrador.whatsapp.forwarded import (
+    PARSE_WAIT,
+    REPLAYED,
+    AlreadyInTracker,
+    ForwardedTurn,
+    Lines,
+    NotStored,
+    covered,
+    position_of,
+)
 from cobrador.whatsapp.forwarded import install as install_forwarded
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import OUTSIDE_WINDOW, SendError, TwilioSender, split_body
@@ -651,7 +660,7 @@ class WhatsAppInput(InputChannel):
         if tracker is None:
             return None
         events = list(tracker.events)
-        start = _position_of(events, inbound.sid)
+        start = position_of(events, inbound.sid)
         if start is None:
             return None
         outbox: list[tuple[str, str, list, str]] = []
@@ -745,54 +754,74 @@ class WhatsAppInput(InputChannel):
         recorded already, once per message; the debtor's next message finds
         the conversation where the debtor left it. Opt-out keywords never
         reach Rasa and are left alone."""
-        loop = asyncio.get_running_loop()
         latest: list[messages.LoggedMessage] = []
         try:
-            latest = await asyncio.to_thread(_latest_processed, self.catch_up_messages)
-            latest = [m for m in latest if not is_opt_out_keyword(m.body)]
-            for message in latest:
-                self.catching_up[message.phone] = loop.create_future()
+            latest = [m for m in await asyncio.to_thread(_latest_processed, self.catch_up_messages)
+                      if not is_opt_out_keyword(m.body)]  # fmt: skip
+            self.catching_up = {m.phone: asyncio.get_running_loop().create_future() for m in latest}
         except Exception:  # noqa: BLE001 - the turns go on as they would without
             logger.exception("could not read the message log to catch the trackers up")
         finally:
             if self.catch_up_gate is not None and not self.catch_up_gate.done():
                 self.catch_up_gate.set_result(None)
-        if not latest:
-            return
-        lost: list[messages.LoggedMessage] = []
         put_back = 0
         try:
-            await _agent_ready(app)
-            store = app.ctx.agent.tracker_store
+            lost = []
+            if latest:
+                await _agent_ready(app)
+                store = app.ctx.agent.tracker_store
             for message in latest:  # first the look, each debtor free to go on once looked at
-                try:
-                    tracker = await store.retrieve(message.phone)
-                    if tracker is not None and _position_of(list(tracker.events), message.provider_sid) is None:
-                        lost.append(message)
-                        continue
-                except Exception:  # noqa: BLE001 - that debtor's tracker stays as it is; the others go on
-                    logger.exception("could not read the tracker of %s to catch it up", message.phone)
-                self.catching_up.pop(message.phone).set_result(None)
+                if await self._lost(store, message):
+                    lost.append(message)
+                else:
+                    self._looked_at(message.phone)
             for message in lost:  # then the turns put back
+                logger.warning("%s was answered but its turn is not in the tracker: it runs again, "
+                               "its replies discarded", message.provider_sid)  # fmt: skip
                 try:
-                    logger.warning("%s was answered but its turn is not in the tracker: it runs again, "
-                                   "its replies discarded", message.provider_sid)  # fmt: skip
                     await replay(_from_log(message), await asyncio.to_thread(_language, message.phone))
                     put_back += 1
                 except AlreadyInTracker:
                     logger.info("%s is in the tracker by now (another Rasa saved it)", message.provider_sid)
                 except Exception:  # noqa: BLE001 - that debtor's tracker stays as it is; the others go on
                     logger.exception("could not put the turn of %s back in its tracker", message.provider_sid)
-                finally:
-                    self.catching_up.pop(message.phone).set_result(None)
+                self._looked_at(message.phone)
         except Exception:  # noqa: BLE001 - no agent or tracker store: the turns go on as they would without
             logger.exception("could not catch the trackers up")
         finally:
-            for looking in self.catching_up.values():
-                if not looking.done():
-                    looking.set_result(None)
-            self.catching_up.clear()
-        logger.info("catch-up: the trackers of %s recent debtors looked at, %s turns put back", len(latest), put_back)
+            for phone in list(self.catching_up):
+                self._looked_at(phone)
+        if latest:
+            logger.info(
+                "catch-up: the trackers of %s recent debtors looked at, %s turns put back", len(latest), put_back
+            )
+
+    @staticmethod
+    async def _lost(store: Any, message: messages.LoggedMessage) -> bool:
+        """Whether the debtor's tracker (one that exists) lacks processed `message`."""
+        try:
+            tracker = await store.retrieve(message.phone)
+        except Exception:  # noqa: BLE001 - that debtor's tracker stays as it is; the others go on
+            logger.exception("could not read the tracker of %s to catch it up", message.phone)
+            return False
+        return tracker is not None and position_of(tracker.events, message.provider_sid) is None
+
+    def _looked_at(self, phone: str) -> None:
+        """The catch-up is done with this debtor: their turns may run."""
+        looking = self.catching_up.pop(phone, None)
+        if looking is not None and not looking.done():
+            looking.set_result(None)
+
+    def _user_message(self, inbound: Inbound, output: WhatsAppOutput, **metadata: Any) -> UserMessage:
+        """The debtor's message as Rasa takes it, its replies going to `output`."""
+        return UserMessage(
+            text=neutralize_command(inbound.body),
+            output_channel=output,
+            sender_id=inbound.phone,
+            input_channel=self.name(),
+            message_id=inbound.sid,
+            metadata=inbound.metadata(**metadata),
+        )
 
     def _turn_ended(self, phone: str, task: asyncio.Future) -> None:
         if self.turn_of.get(phone) is task:
@@ -840,14 +869,8 @@ class WhatsAppInput(InputChannel):
         async def run_turn(inbound: Inbound, language: str, recovered: bool) -> None:
             await self._caught_up(inbound.phone)
             outbox: Optional[list] = [] if self.sender is None else None
-            message = UserMessage(
-                text=neutralize_command(inbound.body),
-                output_channel=WhatsAppOutput(self.settings, self.sender, language, outbox),
-                sender_id=inbound.phone,
-                input_channel=self.name(),
-                message_id=inbound.sid,
-                metadata=inbound.metadata(**({"recovered": True} if recovered else {})),
-            )
+            output = WhatsAppOutput(self.settings, self.sender, language, outbox)
+            message = self._user_message(inbound, output, **({"recovered": True} if recovered else {}))
             try:
                 await on_new_message(message)
             except Exception:  # noqa: BLE001 - keep it pending; retried on restart
@@ -905,14 +928,7 @@ class WhatsAppInput(InputChannel):
                 return response.text("already answered", status=409)
             language = _known_language(payload.get("language"))
             outbox: list[tuple[str, str, list, str]] = []
-            message = UserMessage(
-                text=neutralize_command(inbound.body),
-                output_channel=WhatsAppOutput(self.settings, None, language, outbox),
-                sender_id=inbound.phone,
-                input_channel=self.name(),
-                message_id=inbound.sid,
-                metadata=inbound.metadata(),
-            )
+            message = self._user_message(inbound, WhatsAppOutput(self.settings, None, language, outbox))
             # The ingest's NLU worker parsed it ahead, with this very model:
             # Rasa takes that parse instead of parsing again (otherwise it parses).
             agent = getattr(request.app.ctx, "agent", None)
@@ -991,16 +1007,8 @@ class WhatsAppInput(InputChannel):
         async def replay(inbound: Inbound, language: str) -> None:
             """The turn of a message answered already, run again for the tracker
             alone (`_catch_up`): its replies go nowhere."""
-            await on_new_message(
-                UserMessage(
-                    text=neutralize_command(inbound.body),
-                    output_channel=WhatsAppOutput(self.settings, None, language, []),
-                    sender_id=inbound.phone,
-                    input_channel=self.name(),
-                    message_id=inbound.sid,
-                    metadata=inbound.metadata(recovered=True, **{REPLAYED: True}),
-                )
-            )
+            output = WhatsAppOutput(self.settings, None, language, [])
+            await on_new_message(self._user_message(inbound, output, recovered=True, **{REPLAYED: True}))
 
         @hook.listener("before_server_start")
         async def hold_turns(app: Any, loop: Any) -> None:
@@ -1083,11 +1091,6 @@ async def _agent_ready(app: Any) -> None:
         if agent is not None and agent.is_ready():
             return
         await asyncio.sleep(1)
-
-
-def _position_of(events: list[Any], sid: str) -> Optional[int]:
-    """Where in a tracker's events the debtor's message `sid` is, if it is."""
-    return next((n for n, e in enumerate(events) if isinstance(e, UserUttered) and e.message_id == sid), None)
 
 
 def _latest_processed(last: int) -> list[messages.LoggedMessage]:

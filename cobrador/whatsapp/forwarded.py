@@ -148,6 +148,13 @@ class Lines:
             pass
 
 
+def position_of(events: Any, sid: str) -> Optional[int]:
+    """Where in a tracker's events the debtor's message `sid` is, if it is."""
+    from rasa.shared.core.events import UserUttered
+
+    return next((n for n, e in enumerate(events) if isinstance(e, UserUttered) and e.message_id == sid), None)
+
+
 def covered(sid: str, data: bytes) -> bytes:
     """What the signature of a line that follows message `sid` covers: the
     message's SID and the line's JSON (`data`), so it is good for that message only."""
@@ -157,7 +164,6 @@ def covered(sid: str, data: bytes) -> bytes:
 def install() -> None:
     """Hooks the forwarded turn into Rasa's processor (once per process)."""
     from rasa.core.processor import MessageProcessor
-    from rasa.shared.core.events import UserUttered
 
     if getattr(MessageProcessor, "_cobrador_forwarded", False):
         return
@@ -168,9 +174,7 @@ def install() -> None:
         turn = _current.get()
         if turn is not None:
             await turn.admit(message)
-        if (message.metadata or {}).get(REPLAYED) and any(
-            isinstance(event, UserUttered) and event.message_id == message.message_id for event in tracker.events
-        ):
+        if (message.metadata or {}).get(REPLAYED) and position_of(tracker.events, message.message_id) is not None:
             raise AlreadyInTracker(message.message_id)
         await stock_handle(self, message, tracker)
 

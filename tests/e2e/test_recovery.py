@@ -89,8 +89,7 @@ def test_pending_inbound_messages_are_answered_once_after_a_restart(stack, tmp_p
 def _answered_as_the_ingest_records_it(stack, rasa_url: str, sid: str, phone: str, text: str) -> list[str]:
     """A message stored claimed, forwarded to the Rasa at `rasa_url`, and its
     replies recorded with its "processed" mark, as the ingest does; the replies."""
-    with session_scope(stack.database_url) as session:
-        assert messages.record_inbound(session, sid, phone, text, [], status="processing")
+    claimed(stack, sid, phone, text)
     answer = process(stack, phone, text, sid=sid, rasa_url=rasa_url)
     assert answer.status_code == 200, answer.text
     replies = answer.json()["messages"]

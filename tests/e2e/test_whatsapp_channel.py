@@ -359,10 +359,10 @@ def test_a_turn_the_ingest_left_mid_way_still_ends_and_the_sweep_records_its_rep
     assert f"{sid}: its turn ran already; recording the replies it gave" in stack.rasa_log.read_text()
 
 
-def claimed(stack, sid: str, phone: str) -> None:
-    """ "hola" from `phone` stored as an ingest stores it, claimed for its turn."""
+def claimed(stack, sid: str, phone: str, text: str = "hola") -> None:
+    """`text` from `phone` stored as an ingest stores it, claimed for its turn."""
     with session_scope(stack.database_url) as session:
-        assert messages.record_inbound(session, sid, phone, "hola", [], status="processing")
+        assert messages.record_inbound(session, sid, phone, text, [], status="processing")
 
 
 def rasa_tracker(stack, phone: str) -> dict:
