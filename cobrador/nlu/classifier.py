@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -65,6 +66,7 @@ class TextIntentClassifier(IntentClassifier, GraphComponent):
         self._chars: Optional[TfidfVectorizer] = None
         self._model: Optional[LogisticRegression] = None
         self._weights: Optional[np.ndarray] = None  # coef_.T, C-contiguous (see _probabilities)
+        self._blocks: list[tuple[Any, dict[str, int], np.ndarray, int]] = []  # see _probabilities_of
 
     @classmethod
     def create(
@@ -91,9 +93,54 @@ class TextIntentClassifier(IntentClassifier, GraphComponent):
             return self._model.predict_proba(features)
         return softmax(features @ self._weights + self._model.intercept_, copy=False)
 
+    def _probabilities_of(self, text: str) -> np.ndarray:
+        """`_probabilities(_features([text]))[0]` for one message, bit for bit,
+        without scikit-learn's and SciPy's per-call work (checks, sparse
+        matrices built and stacked, a diagonal matrix summed back into the idf
+        vector on every call), which was four fifths of the classifier's time
+        on a message (0.99 against 0.15 ms). The same operations on the same
+        values in the same order: per vectorizer, the n-gram counts, 1 + log
+        (sublinear tf), times the idf, divided by the L2 norm summed in SciPy's
+        order (a sparse product leaves a row's columns in descending order);
+        then the scores summed in that order, words first, plus the intercept,
+        and the same softmax. A test compares it with the sparse path on the
+        project's data."""
+        assert self._weights is not None and self._model is not None
+        indices, values = [], []
+        for analyze, vocabulary, idf, offset in self._blocks:
+            counts: dict[int, int] = {}
+            for feature in analyze(text):
+                column = vocabulary.get(feature)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            if not counts:
+                continue
+            columns = np.array(sorted(counts, reverse=True), dtype=np.intp)
+            tf = np.array([counts[c] for c in columns.tolist()], dtype=np.float64)
+            np.log(tf, tf)
+            tf += 1
+            weighted = tf * idf[columns]
+            squares = 0.0
+            for value in weighted.tolist():  # in order, as SciPy's row normalisation sums
+                squares += value * value
+            weighted /= math.sqrt(squares)
+            indices.append(columns + offset)
+            values.append(weighted)
+        if indices:
+            # Row by row down axis 0: NumPy adds in order, as SciPy's sparse product does.
+            scores = (np.concatenate(values)[:, None] * self._weights[np.concatenate(indices)]).sum(axis=0)
+        else:
+            scores = np.zeros(self._weights.shape[1])
+        return softmax((scores + self._model.intercept_)[None, :], copy=False)[0]
+
     def _keep(self, model: LogisticRegression) -> None:
+        assert self._words is not None and self._chars is not None
         self._model = model
         self._weights = np.ascontiguousarray(model.coef_.T)
+        self._blocks = [
+            (self._words.build_analyzer(), self._words.vocabulary_, self._words.idf_, 0),
+            (self._chars.build_analyzer(), self._chars.vocabulary_, self._chars.idf_, len(self._words.vocabulary_)),
+        ]
 
     def train(self, training_data: TrainingData) -> Resource:
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
@@ -117,7 +164,10 @@ class TextIntentClassifier(IntentClassifier, GraphComponent):
         if self._model is None:
             return messages
         texts = [m.get(TEXT) or "" for m in messages]
-        probabilities = self._probabilities(self._features(texts))
+        if self._weights is None or len(self._model.classes_) <= 2:
+            probabilities = self._probabilities(self._features(texts))
+        else:
+            probabilities = [self._probabilities_of(text) for text in texts]
         classes = [str(c) for c in self._model.classes_]
         for message, row in zip(messages, probabilities, strict=True):
             ranking = sorted(

@@ -73,3 +73,20 @@ def test_process_ranks_intents_by_those_probabilities(tmp_path: Path, project_da
     best = int(theirs[0].argmax())
     assert message.get("intent")["name"] == str(classifier._model.classes_[best])
     assert message.get("intent")["confidence"] == pytest.approx(float(theirs[0][best]), abs=1e-12)
+
+
+def test_one_message_gets_the_sparse_paths_probabilities_bit_for_bit(
+    tmp_path: Path, project_data: TrainingData
+) -> None:
+    classifier, storage, resource = _trained(tmp_path, project_data)
+    loaded = TextIntentClassifier.load({}, storage, resource, ExecutionContext(GraphSchema({}), "test"))
+    texts = TEXTS + ["   ", "/greet", "¡¡¡PAGO MAÑANA!!!", "pago pago pago pago"]
+    texts += [m.get("text") for m in project_data.intent_examples]
+    for model in (classifier, loaded):
+        sparse = model._probabilities(model._features(texts))
+        for text, expected in zip(texts, sparse, strict=True):
+            np.testing.assert_array_equal(model._probabilities_of(text), expected, err_msg=text)
+    message = Message(data={"text": "no me alcanza"})
+    loaded.process([message])
+    best = loaded._probabilities(loaded._features(["no me alcanza"]))[0]
+    assert message.get("intent")["confidence"] == float(best.max())
