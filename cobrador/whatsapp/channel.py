@@ -55,6 +55,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
+from cobrador.heap import keep_frozen
 from cobrador.language.commands import neutralize_command
 from cobrador.language.text import fold
 from cobrador.ledger import commands, messages
@@ -1020,6 +1021,8 @@ class WhatsAppInput(InputChannel):
             app.add_task(self._recover(app, process, replay))
             app.add_task(self._sweep(process))
             app.add_task(self.claims.keep())
+            # The model's objects out of the garbage collector's full walks (cobrador.heap).
+            app.add_task(keep_frozen(lambda: getattr(getattr(app.ctx, "agent", None), "model_id", None)))
 
         if self.settings.local:
             from cobrador.whatsapp.simulator import register

@@ -44,6 +44,8 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
+from cobrador import heap
+
 logger = logging.getLogger(__name__)
 
 # Parses queued at the worker beyond which a message goes without (Rasa parses
@@ -231,6 +233,7 @@ def _load(model: str) -> None:
     configure_structlog(logging.WARNING)  # not Rasa's per-parse debug lines
     _agent = Agent.load(model)
     _steps = _nlu_steps(_agent.processor)
+    heap.freeze()  # the model's objects out of the collector's full walks (cobrador.heap)
 
 
 def _nlu_steps(processor: Any) -> Optional[list[tuple[Any, tuple[str, ...]]]]:

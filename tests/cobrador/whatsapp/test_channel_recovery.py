@@ -137,7 +137,7 @@ def test_a_turn_the_channel_runs_itself_holds_its_claim_until_it_ends(ledger_url
     async def run() -> None:
         await start(app, None)
         names = [task.cr_code.co_name for task in started]
-        assert names == ["_recover", "_sweep", "keep"]
+        assert names == ["_recover", "_sweep", "keep", "keep_frozen"]
         process = started[1].cr_frame.f_locals["process"]  # what the sweep runs turns with
         for task in started:
             task.close()
