@@ -144,10 +144,14 @@ class PriorityPool:
             thread.start()
 
     async def run(self, priority: int, function: Callable[..., T], *args: Any) -> T:
+        return await self.start(priority, function, *args)
+
+    def start(self, priority: int, function: Callable[..., T], *args: Any) -> asyncio.Future:
+        """Queues the call now, in the caller's step; its result comes in the future."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.queue.put((priority, next(self.order), function, args, loop, future))
-        return await future
+        return future
 
     def shutdown(self) -> None:
         for _ in self.threads:
@@ -192,38 +196,54 @@ class GroupWriter:
         self.writing = False
         self.task: Optional[asyncio.Task] = None
 
-    async def submit(self, *item: Any) -> Any:
-        """The item's result once its batch is committed (or its error)."""
+    def submit(self, *item: Any) -> asyncio.Future:
+        """The item's result once its batch is committed (or its error). When
+        no batch is being written, this one goes to a database thread at once,
+        in the caller's step, not a few turns of the event loop later."""
         future = asyncio.get_running_loop().create_future()
         self.pending.append((item, future))
         if not self.writing:
             self.writing = True
-            self.task = asyncio.get_running_loop().create_task(self._write())  # referenced: not collected
-        return await future
+            first = self._take()
+            self.task = asyncio.get_running_loop().create_task(self._write(first))  # referenced: not collected
+        return future
+
+    def _take(self) -> tuple[list, asyncio.Future]:
+        batch, self.pending = self.pending[: self.largest], self.pending[self.largest :]
+        return batch, self._start([item for item, _ in batch])
+
+    def _start(self, items: list[tuple]) -> asyncio.Future:
+        return self.pool.start(self.priority, self.write, *(list(column) for column in zip(*items, strict=True)))
 
     async def _run(self, items: list[tuple]) -> list:
-        return await self.pool.run(self.priority, self.write, *(list(column) for column in zip(*items, strict=True)))
+        return await self._start(items)
 
-    async def _write(self) -> None:
+    async def _write(self, taken: tuple[list, asyncio.Future]) -> None:
         try:
-            while self.pending:
-                batch, self.pending = self.pending[: self.largest], self.pending[self.largest :]
+            while True:
+                batch, writing = taken
                 try:
-                    results = await self._run([item for item, _ in batch])
+                    results = await writing
                 except Exception as error:  # noqa: BLE001 - settled below, item by item
                     if len(batch) == 1:
                         _settle(batch[0][1], None, error)
-                        continue
-                    for item, future in batch:
-                        try:
-                            _settle(future, (await self._run([item]))[0], None)
-                        except Exception as alone:  # noqa: BLE001 - handed to that caller
-                            _settle(future, None, alone)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    _settle(future, result, None)
+                    else:
+                        await self._one_by_one(batch)
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        _settle(future, result, None)
+                if not self.pending:
+                    return
+                taken = self._take()
         finally:
             self.writing = False
+
+    async def _one_by_one(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
+        for item, future in batch:
+            try:
+                _settle(future, (await self._run([item]))[0], None)
+            except Exception as alone:  # noqa: BLE001 - handed to that caller
+                _settle(future, None, alone)
 
 
 class Ingest:
@@ -354,7 +374,7 @@ class Ingest:
             claim = not admission.opt_out and self._can_start(inbound.phone)
             if claim:
                 self.storing.add(inbound.phone)
-            storing = asyncio.ensure_future(self.acks.submit(inbound, claim))
+            storing = self.acks.submit(inbound, claim)
             # The NLU worker parses the text while the message is stored (see
             # cobrador.whatsapp.understanding): Rasa's core is spared the parse.
             parse = None

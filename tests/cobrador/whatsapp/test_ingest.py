@@ -151,6 +151,38 @@ def test_a_burst_with_replays_in_it_stores_each_message_once(ledger_url: str, mo
         assert replay.status_code == 200 and len(inbound_rows(ledger_url)) == 40
 
 
+def test_a_write_goes_to_a_database_thread_at_once_and_those_that_come_meanwhile_go_together() -> None:
+    """The acknowledgement's store starts on a database thread in the webhook's
+    own step, not some turns of the event loop later (at one conversation that
+    wait was as long as the store); what is submitted while a batch is written
+    goes in the next batch, in one call."""
+
+    async def scenario() -> None:
+        pool = ingest_module.PriorityPool(1, "test-writer")
+        started, release, batches = threading.Event(), threading.Event(), []
+
+        def write(items: list[int]) -> list[int]:
+            batches.append(list(items))
+            started.set()
+            release.wait(10)
+            return [item * 2 for item in items]
+
+        try:
+            writer = ingest_module.GroupWriter(pool, 0, write)
+            first = writer.submit(1)
+            # No await since the submit: the thread has the batch without the loop's help.
+            assert started.wait(5)
+            second, third = writer.submit(2), writer.submit(3)
+            release.set()
+            assert await asyncio.wait_for(asyncio.gather(first, second, third), 10) == [2, 4, 6]
+            assert batches == [[1], [2, 3]]
+        finally:
+            release.set()
+            pool.shutdown()
+
+    asyncio.run(scenario())
+
+
 def test_one_message_that_cannot_be_stored_does_not_cost_the_others_theirs(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
