@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sqlite3
 import statistics
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -282,19 +284,25 @@ def watch_file(loop: asyncio.AbstractEventLoop, path: Path, changed) -> None:  #
     loop.add_reader(fd, drain)
 
 
-def signed_turns(url: str, phone: str, turns: int) -> list[tuple[dict, str]]:
-    """A conversation's webhooks, signed as Twilio would sign them (on Twilio's
-    machines: so before the round, not on the cores being measured)."""
-    return [signed_form(TOKEN, url, twilio_fields(phone, TURNS[n % len(TURNS)], [])) for n in range(turns)]
+def signed_turns(url: str, phone: str, turns: int) -> list[tuple[dict, bytes, dict]]:
+    """A conversation's webhooks as Twilio would send them, signed and encoded
+    (on Twilio's machines: so before the round, not on the cores being measured):
+    the fields, the body and the headers."""
+    requests = []
+    for n in range(turns):
+        fields, signature = signed_form(TOKEN, url, twilio_fields(phone, TURNS[n % len(TURNS)], []))
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+        requests.append((fields, urllib.parse.urlencode(fields).encode("utf-8"), headers))
+    return requests
 
 
 async def webhook_conversation(
-    http: aiohttp.ClientSession, url: str, poller: Poller, forms: list[tuple[dict, str]]
+    http: aiohttp.ClientSession, url: str, poller: Poller, forms: list[tuple[dict, bytes, dict]]
 ) -> tuple[list[float], list[float], list[str]]:
     acks, e2e, sids = [], [], []
-    for fields, signature in forms:
+    for fields, body, headers in forms:
         started = time.perf_counter()
-        async with http.post(url, data=fields, headers={"X-Twilio-Signature": signature}) as answer:
+        async with http.post(url, data=body, headers=headers) as answer:
             await answer.read()
             acks.append(time.perf_counter() - started)
             assert answer.status == 200, await answer.text()
@@ -305,12 +313,17 @@ async def webhook_conversation(
     return acks, e2e, sids
 
 
-async def rest_conversation(http: aiohttp.ClientSession, base: str, phone: str, turns: int) -> list[float]:
+def rest_turns(phone: str, turns: int) -> list[bytes]:
+    """A conversation's REST requests, encoded before the round as the webhooks are."""
+    return [json.dumps({"sender": phone, "message": TURNS[n % len(TURNS)]}).encode() for n in range(turns)]
+
+
+async def rest_conversation(http: aiohttp.ClientSession, base: str, bodies: list[bytes]) -> list[float]:
+    headers = {"Content-Type": "application/json"}
     latencies = []
-    for n in range(turns):
+    for body in bodies:
         started = time.perf_counter()
-        payload = {"sender": phone, "message": TURNS[n % len(TURNS)]}
-        async with http.post(base + "/webhooks/rest/webhook", json=payload) as answer:
+        async with http.post(base + "/webhooks/rest/webhook", data=body, headers=headers) as answer:
             await answer.read()
             latencies.append(time.perf_counter() - started)
             assert answer.status == 200
@@ -339,8 +352,9 @@ async def webhook_round(http, stack, ledger, poller: Poller, phones: list[str], 
 
 async def rest_round(http, stack, phones: list[str], turns: int):
     """One round through Rasa's REST channel: turn latencies, turns/s."""
+    conversations = [rest_turns(phone, turns) for phone in phones]
     started = time.perf_counter()
-    results = await asyncio.gather(*(rest_conversation(http, stack.rasa_url, p, turns) for p in phones))
+    results = await asyncio.gather(*(rest_conversation(http, stack.rasa_url, c) for c in conversations))
     latencies = [x for r in results for x in r]
     return latencies, len(latencies) / (time.perf_counter() - started)
 
@@ -379,7 +393,7 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: in
     watcher = asyncio.create_task(poller.run())
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as http:
-        await rest_conversation(http, stack.rasa_url, "+525590000000", 2)  # warm-up
+        await rest_conversation(http, stack.rasa_url, rest_turns("+525590000000", 2))  # warm-up
         for concurrency in levels:
             # Both channels are measured twice, in alternating order, on fresh
             # conversations, so neither profits from going second (warmer
