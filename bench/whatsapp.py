@@ -288,12 +288,12 @@ def signed_turns(url: str, phone: str, turns: int) -> list[tuple[dict, bytes, di
     """A conversation's webhooks as Twilio would send them, signed and encoded
     (on Twilio's machines: so before the round, not on the cores being measured):
     the fields, the body and the headers."""
-    requests = []
+    built = []
     for n in range(turns):
         fields, signature = signed_form(TOKEN, url, twilio_fields(phone, TURNS[n % len(TURNS)], []))
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
-        requests.append((fields, urllib.parse.urlencode(fields).encode("utf-8"), headers))
-    return requests
+        built.append((fields, urllib.parse.urlencode(fields).encode("utf-8"), headers))
+    return built
 
 
 async def webhook_conversation(

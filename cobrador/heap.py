@@ -4,11 +4,13 @@ Once its model is loaded a Rasa process holds about half a million objects
 (TensorFlow, scikit-learn, the domain, the graph) that live as long as the
 model. Python's full collection (generation 2) walks every one of them: 0.3 s
 on the development machine, during which every turn in flight waits, several
-times a minute under load (on 1,800 turns at 30 concurrent conversations, six
-such pauses, 1.8 s in all). None of it is garbage. `gc.freeze()` moves what
+times a minute under load (six such pauses, 1.8 s in all, in the 3,600 turns
+of six rounds of both channels at 30 concurrent conversations in
+bench/whatsapp.py). None of it is garbage. `gc.freeze()` moves what
 exists into a permanent generation the collector does not walk; reference
 counting still frees those objects when they are dropped. A full collection
-then walks only what came after: 28 ms, 0.34 s in all on the same run.
+then walks only what came after: 28 ms (twelve, 0.34 s in all, in the same
+bench run with the heap frozen).
 
 A model loaded later (Rasa's API can replace it) would be walked again, and
 the frozen old one could not have its reference cycles collected, so

@@ -215,9 +215,6 @@ class GroupWriter:
     def _start(self, items: list[tuple]) -> asyncio.Future:
         return self.pool.start(self.priority, self.write, *(list(column) for column in zip(*items, strict=True)))
 
-    async def _run(self, items: list[tuple]) -> list:
-        return await self._start(items)
-
     async def _write(self, taken: tuple[list, asyncio.Future]) -> None:
         try:
             while True:
@@ -241,7 +238,7 @@ class GroupWriter:
     async def _one_by_one(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
         for item, future in batch:
             try:
-                _settle(future, (await self._run([item]))[0], None)
+                _settle(future, (await self._start([item]))[0], None)
             except Exception as alone:  # noqa: BLE001 - handed to that caller
                 _settle(future, None, alone)
 
