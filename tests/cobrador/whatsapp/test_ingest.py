@@ -379,6 +379,41 @@ def test_while_rasa_is_idle_a_turn_goes_as_its_message_is_stored_and_under_load_
     assert inbound_statuses(ledger_url) == {fields["MessageSid"]: "processed", busy["MessageSid"]: "processed"}
 
 
+def test_a_message_that_comes_while_the_last_turn_is_recorded_is_stored_claimed(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rasa has answered the debtor's turn and its replies are being recorded
+    when the next message comes: that one is stored already claimed (no claim
+    transaction of its own) and its turn follows the first's."""
+    phone = "+525553000031"
+    reply = {"phone": phone, "body": "¡Hola!", "media": [], "sender": "bot"}
+    recording, release = threading.Event(), threading.Event()
+    claimed_apart: list[str] = []
+    real_finish, real_claim = ingest_module.finish_turns, ingest_module.claim_for_turn
+
+    def held_finish(sids, outboxes):  # noqa: ANN001, ANN202 - the first turn's recording waits
+        recording.set()
+        release.wait(10)
+        return real_finish(sids, outboxes)
+
+    def claim(sid, phone, recovered):  # noqa: ANN001, ANN202
+        claimed_apart.append(sid)
+        return real_claim(sid, phone, recovered)
+
+    monkeypatch.setattr(ingest_module, "finish_turns", held_finish)
+    monkeypatch.setattr(ingest_module, "claim_for_turn", claim)
+    with fake_rasa(200, [reply]) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
+        first = post_message(base, phone, "hola")
+        assert recording.wait(10)  # answered by Rasa, being recorded
+        second = post_message(base, phone, "quiero pagar")
+        assert inbound_statuses(ledger_url)[second["MessageSid"]] == "processing"  # claimed as it was stored
+        release.set()
+        assert wait_for_status(ledger_url, second["MessageSid"], "processed") == "processed"
+    assert [m["sid"] for m in received] == [first["MessageSid"], second["MessageSid"]]
+    assert claimed_apart == []
+    assert inbound_statuses(ledger_url)[first["MessageSid"]] == "processed"
+
+
 def outbound_bodies(database_url: str) -> list[str]:
     with session_scope(database_url) as session:
         return list(
