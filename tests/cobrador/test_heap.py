@@ -16,6 +16,8 @@ class _Node:
 
 
 def test_the_heap_is_frozen_once_a_model_is_loaded_and_a_replaced_models_garbage_is_collected() -> None:
+    gc.unfreeze()  # whatever an earlier test in this process froze (a model loaded in it)
+
     async def scenario() -> None:
         model: list = [None]
         keeper = asyncio.ensure_future(keep_frozen(lambda: model[0], every=0.01))
