@@ -389,18 +389,28 @@ def test_a_message_that_comes_while_the_last_turn_is_recorded_is_stored_claimed(
     reply = {"phone": phone, "body": "¡Hola!", "media": [], "sender": "bot"}
     recording, release = threading.Event(), threading.Event()
     claimed_apart: list[str] = []
-    real_finish, real_claim = ingest_module.finish_turns, ingest_module.claim_for_turn
+    real_claim = ingest_module.claim_for_turn
 
-    def held_finish(sids, outboxes):  # noqa: ANN001, ANN202 - the first turn's recording waits
-        recording.set()
-        release.wait(10)
-        return real_finish(sids, outboxes)
+    class HeldRecording(ingest_module.GroupWriter):
+        """The first turn's recording waits (on the event loop: SQLite's one
+        database thread stays free to store the next message)."""
+
+        def submit(self, *item):  # noqa: ANN002, ANN202
+            if self.write is not ingest_module.finish_turns or recording.is_set():
+                return super().submit(*item)
+            recording.set()
+
+            async def later():  # noqa: ANN202
+                await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+                return await super(HeldRecording, self).submit(*item)
+
+            return asyncio.ensure_future(later())
 
     def claim(sid, phone, recovered):  # noqa: ANN001, ANN202
         claimed_apart.append(sid)
         return real_claim(sid, phone, recovered)
 
-    monkeypatch.setattr(ingest_module, "finish_turns", held_finish)
+    monkeypatch.setattr(ingest_module, "GroupWriter", HeldRecording)
     monkeypatch.setattr(ingest_module, "claim_for_turn", claim)
     with fake_rasa(200, [reply]) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
         first = post_message(base, phone, "hola")
