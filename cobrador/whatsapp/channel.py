@@ -622,6 +622,10 @@ class WhatsAppInput(InputChannel):
         # and then none of a debtor it is still looking at (`catching_up`).
         self.catch_up_messages = int(os.environ.get("COBRADOR_CATCH_UP_MESSAGES", "2000"))
         self.catch_up_gate: Optional[asyncio.Future] = None
+        # The start-up recovery has read what was left pending (or given up):
+        # the heap is frozen only after, so the freeze's one pause of Rasa's
+        # loop does not hold back that read (cobrador.heap).
+        self.log_read = False
         self.catching_up: dict[str, asyncio.Future] = {}
         self.claims = HeldClaims(asyncio.to_thread)  # those of the turns run by the sweep and recovery
         self.app: Any = None  # Rasa's Sanic app, once it serves (its agent holds the tracker store)
@@ -882,7 +886,9 @@ class WhatsAppInput(InputChannel):
 
         @hook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "mode": "local" if self.settings.local else "twilio"})
+            # recovered: the start-up recovery has read what a crash or restart left pending.
+            mode = "local" if self.settings.local else "twilio"
+            return response.json({"status": "ok", "mode": mode, "recovered": self.log_read})
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -1021,8 +1027,10 @@ class WhatsAppInput(InputChannel):
             app.add_task(self._recover(app, process, replay))
             app.add_task(self._sweep(process))
             app.add_task(self.claims.keep())
-            # The model's objects out of the garbage collector's full walks (cobrador.heap).
-            app.add_task(keep_frozen(lambda: getattr(getattr(app.ctx, "agent", None), "model_id", None)))
+            # The model's objects out of the garbage collector's full walks
+            # (cobrador.heap), once the start-up recovery has read the log.
+            model = lambda: getattr(getattr(app.ctx, "agent", None), "model_id", None) if self.log_read else None  # noqa: E731
+            app.add_task(keep_frozen(model))
 
         if self.settings.local:
             from cobrador.whatsapp.simulator import register
@@ -1045,7 +1053,9 @@ class WhatsAppInput(InputChannel):
                 await asyncio.sleep(3)
         else:
             logger.error("pending messages not recovered at start; the sweep will take the received ones")
+            self.log_read = True
             return
+        self.log_read = True
         if not pending:
             return
         await _agent_ready(app)

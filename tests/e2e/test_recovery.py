@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import requests
 from sqlalchemy import select
 
 from cobrador.ledger import messages
@@ -31,10 +32,14 @@ def _status_and_replies(database_url: str, sid: str, phone: str) -> tuple[str, l
 
 
 def _rasa(stack, log: Path, trackers: dict) -> tuple[subprocess.Popen, str]:
-    """A Rasa server of the stack on the tracker store `trackers`, once its model is loaded."""
+    """A Rasa server of the stack on the tracker store `trackers`, once its
+    model is loaded and its start-up recovery has read what was left pending
+    (a message a test claims before that would be the recovery's to answer)."""
     port = free_port()
     process = stack.launch(port, log, trackers)
     wait_for(f"http://127.0.0.1:{port}/webhooks/rest/", process, 300, log)  # answers once the model is loaded
+    health = f"http://127.0.0.1:{port}/webhooks/whatsapp/"
+    assert wait_until(lambda: requests.get(health, timeout=5).json()["recovered"], tries=600, step=0.1)
     return process, f"http://127.0.0.1:{port}"
 
 
