@@ -89,9 +89,14 @@ class TextIntentClassifier(IntentClassifier, GraphComponent):
         copies that whole (features x intents) matrix on every call, which was
         a quarter of the parse's time. Same arithmetic, same figures."""
         assert self._model is not None
-        if self._weights is None or len(self._model.classes_) <= 2:  # binary: one-vs-rest, sklearn's own
+        if not self._multinomial():  # binary: one-vs-rest, sklearn's own
             return self._model.predict_proba(features)
         return softmax(features @ self._weights + self._model.intercept_, copy=False)
+
+    def _multinomial(self) -> bool:
+        """More than two intents: scored as softmax over the kept weights (two
+        are scikit-learn's one-vs-rest, left to it)."""
+        return self._weights is not None and self._model is not None and len(self._model.classes_) > 2
 
     def _probabilities_of(self, text: str) -> np.ndarray:
         """`_probabilities(_features([text]))[0]` for one message, bit for bit,
@@ -115,8 +120,9 @@ class TextIntentClassifier(IntentClassifier, GraphComponent):
                     counts[column] = counts.get(column, 0) + 1
             if not counts:
                 continue
-            columns = np.array(sorted(counts, reverse=True), dtype=np.intp)
-            tf = np.array([counts[c] for c in columns.tolist()], dtype=np.float64)
+            ordered = sorted(counts.items(), reverse=True)
+            columns = np.array([column for column, _ in ordered], dtype=np.intp)
+            tf = np.array([count for _, count in ordered], dtype=np.float64)
             np.log(tf, tf)
             tf += 1
             weighted = tf * idf[columns]
@@ -164,7 +170,7 @@ class TextIntentClassifier(IntentClassifier, GraphComponent):
         if self._model is None:
             return messages
         texts = [m.get(TEXT) or "" for m in messages]
-        if self._weights is None or len(self._model.classes_) <= 2:
+        if not self._multinomial():
             probabilities = self._probabilities(self._features(texts))
         else:
             probabilities = [self._probabilities_of(text) for text in texts]

@@ -1044,17 +1044,7 @@ class WhatsAppInput(InputChannel):
         """Puts back the turns a crash did not save (`_catch_up`), then
         processes what it left pending, oldest first, once Rasa is ready."""
         await self._catch_up(app, replay)
-        for attempt in range(10):  # the database may be busy (or down) while everything starts
-            try:
-                pending = await asyncio.to_thread(_pending)
-                break
-            except Exception:  # noqa: BLE001
-                logger.warning("could not read pending messages (attempt %s); retrying", attempt + 1, exc_info=True)
-                await asyncio.sleep(3)
-        else:
-            logger.error("pending messages not recovered at start; the sweep will take the received ones")
-            self.log_read = True
-            return
+        pending = await _pending_at_start()
         self.log_read = True
         if not pending:
             return
@@ -1109,6 +1099,19 @@ async def _agent_ready(app: Any) -> None:
 def _latest_processed(last: int) -> list[messages.LoggedMessage]:
     with session_scope() as session:
         return messages.latest_processed_inbound(session, last)
+
+
+async def _pending_at_start() -> list[messages.LoggedMessage]:
+    """What a crash or restart left pending; none if the database cannot be
+    read for half a minute (the sweep takes the received ones then)."""
+    for attempt in range(10):  # the database may be busy (or down) while everything starts
+        try:
+            return await asyncio.to_thread(_pending)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not read pending messages (attempt %s); retrying", attempt + 1, exc_info=True)
+            await asyncio.sleep(3)
+    logger.error("pending messages not recovered at start; the sweep will take the received ones")
+    return []
 
 
 def _from_log(message: messages.LoggedMessage) -> Inbound:
