@@ -40,6 +40,11 @@ def refreeze() -> None:
     freeze()
 
 
+def frozen() -> bool:
+    """Whether this process froze its heap (a Rasa process does, once its model is loaded)."""
+    return gc.get_freeze_count() > 0
+
+
 async def keep_frozen(model_id: Callable[[], Optional[str]], every: float = 30.0) -> None:
     """Freezes the heap once a model is loaded (`model_id()` is not None;
     looked at every second until then), and again whenever the model changes

@@ -55,7 +55,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from cobrador.heap import keep_frozen
+from cobrador.heap import frozen, keep_frozen
 from cobrador.language.commands import neutralize_command
 from cobrador.language.text import fold
 from cobrador.ledger import commands, messages
@@ -886,9 +886,11 @@ class WhatsAppInput(InputChannel):
 
         @hook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
-            # recovered: the start-up recovery has read what a crash or restart left pending.
+            # recovered: the start-up recovery has read what a crash or restart
+            # left pending; heap_frozen: the model is out of the garbage
+            # collector's full walks (cobrador.heap), its one pause done.
             mode = "local" if self.settings.local else "twilio"
-            return response.json({"status": "ok", "mode": mode, "recovered": self.log_read})
+            return response.json({"status": "ok", "mode": mode, "recovered": self.log_read, "heap_frozen": frozen()})
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

@@ -7,7 +7,7 @@ import asyncio
 import gc
 import weakref
 
-from cobrador.heap import keep_frozen
+from cobrador.heap import frozen, keep_frozen
 
 
 class _Node:
@@ -23,7 +23,7 @@ def test_the_heap_is_frozen_once_a_model_is_loaded_and_a_replaced_models_garbage
         keeper = asyncio.ensure_future(keep_frozen(lambda: model[0], every=0.01))
         try:
             await asyncio.sleep(0.05)
-            assert gc.get_freeze_count() == 0  # no model yet: nothing frozen
+            assert gc.get_freeze_count() == 0 and not frozen()  # no model yet: nothing frozen
             old = _Node()
             alive = weakref.ref(old)
             model[0] = "first"
@@ -31,7 +31,7 @@ def test_the_heap_is_frozen_once_a_model_is_loaded_and_a_replaced_models_garbage
                 await asyncio.sleep(0.01)
                 if gc.get_freeze_count():
                     break
-            assert gc.get_freeze_count() > 0
+            assert gc.get_freeze_count() > 0 and frozen()
             del old  # the first model's garbage, frozen with it
             gc.collect()
             assert alive() is not None  # frozen: a full collection does not walk it

@@ -40,6 +40,8 @@ def _rasa(stack, log: Path, trackers: dict) -> tuple[subprocess.Popen, str]:
     wait_for(f"http://127.0.0.1:{port}/webhooks/rest/", process, 300, log)  # answers once the model is loaded
     health = f"http://127.0.0.1:{port}/webhooks/whatsapp/"
     assert wait_until(lambda: requests.get(health, timeout=5).json()["recovered"], tries=600, step=0.1)
+    # Then it keeps its loaded model out of the garbage collector's full walks (cobrador.heap).
+    assert wait_until(lambda: requests.get(health, timeout=5).json()["heap_frozen"], tries=300, step=0.1)
     return process, f"http://127.0.0.1:{port}"
 
 
