@@ -27,22 +27,34 @@ from typing import Callable, Optional
 logger = logging.getLogger(__name__)
 
 
+_frozen = False  # whether this process froze its heap (gc.get_freeze_count() walks it all: 50 ms)
+
+
 def freeze() -> None:
     """Collects what is garbage now, then keeps everything left out of later collections."""
+    global _frozen
     gc.collect()
     gc.freeze()
+    _frozen = True
+
+
+def thaw() -> None:
+    """Lets the collector see the frozen objects again."""
+    global _frozen
+    gc.unfreeze()
+    _frozen = False
 
 
 def refreeze() -> None:
     """Lets the collector see the frozen objects again (a model that was
     replaced), collects, and freezes what is left."""
-    gc.unfreeze()
+    thaw()
     freeze()
 
 
 def frozen() -> bool:
     """Whether this process froze its heap (a Rasa process does, once its model is loaded)."""
-    return gc.get_freeze_count() > 0
+    return _frozen
 
 
 async def keep_frozen(model_id: Callable[[], Optional[str]], every: float = 30.0) -> None:
@@ -57,6 +69,7 @@ async def keep_frozen(model_id: Callable[[], Optional[str]], every: float = 30.0
                 freeze()
             else:
                 refreeze()
-            logger.debug("heap frozen with model %s: %s objects", current, gc.get_freeze_count())
+            if logger.isEnabledFor(logging.DEBUG):  # the count walks the frozen heap
+                logger.debug("heap frozen with model %s: %s objects", current, gc.get_freeze_count())
             frozen = current
         await asyncio.sleep(every if frozen is not None else 1.0)

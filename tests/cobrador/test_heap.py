@@ -7,7 +7,7 @@ import asyncio
 import gc
 import weakref
 
-from cobrador.heap import frozen, keep_frozen
+from cobrador.heap import frozen, keep_frozen, thaw
 
 
 class _Node:
@@ -16,7 +16,7 @@ class _Node:
 
 
 def test_the_heap_is_frozen_once_a_model_is_loaded_and_a_replaced_models_garbage_is_collected() -> None:
-    gc.unfreeze()  # whatever an earlier test in this process froze (a model loaded in it)
+    thaw()  # whatever an earlier test in this process froze (a model loaded in it)
 
     async def scenario() -> None:
         model: list = [None]
@@ -44,6 +44,6 @@ def test_the_heap_is_frozen_once_a_model_is_loaded_and_a_replaced_models_garbage
             assert gc.get_freeze_count() > 0
         finally:
             keeper.cancel()
-            gc.unfreeze()
+            thaw()
 
     asyncio.run(scenario())
