@@ -50,6 +50,17 @@ has to change. Each fix keeps Rasa's behaviour and only removes waste.
   dropped after `KEEP_IDLE_SECONDS` (2), before a server's keep-alive (5 s in
   Sanic) closes it under a request. An endpoint with a CA file is called
   Rasa's own way.
+* **A conversation's lock held by another turn is looked at again soon.** Rasa
+  takes a debtor's lock for each turn and, finding it held, looks again a
+  whole second later. The WhatsApp ingest sends a turn's replies on before
+  Rasa saves the tracker, and the debtor's next message right after; with
+  several replicas (the Redis lock store of the production endpoints) that
+  next turn can reach another replica while the first still holds the lock
+  for its save, a few milliseconds, and it waited the second out (0.98 s in
+  tests/deploy/test_lock_wait.py). Now the looks are `LOCK_FIRST_LOOK_SECONDS`
+  (10 ms) apart, doubling up to the caller's wait (Rasa's second), so a long
+  turn costs the lock store no more lookups than before; the tickets' order
+  and the error when a lock is gone are Rasa's.
 """
 
 from __future__ import annotations
@@ -93,6 +104,7 @@ def apply() -> None:
     _event_classes_by_name()
     _tracker_store_as_sql()
     _endpoint_connections_kept()
+    _lock_looked_at_sooner()
     _applied = True
 
 
@@ -341,3 +353,35 @@ def _endpoint_connections_kept() -> None:
             shut(session)
 
     EndpointConfig.request = request  # type: ignore[method-assign]
+
+
+# Seconds before a turn looks again at its conversation's lock, held by
+# another turn; each look doubles it, up to Rasa's own wait (a second).
+LOCK_FIRST_LOOK_SECONDS = 0.01
+
+
+def _lock_looked_at_sooner() -> None:
+    import asyncio
+    import logging
+
+    from rasa.core.lock_store import LockError, LockStore, TicketLock
+
+    logger = logging.getLogger("rasa.core.lock_store")
+
+    async def _acquire_lock(
+        self: LockStore, conversation_id: str, ticket: int, wait_time_in_seconds: float
+    ) -> TicketLock:
+        delay = min(LOCK_FIRST_LOOK_SECONDS, wait_time_in_seconds)
+        while True:
+            lock = self.get_lock(conversation_id)  # looked up each time: it may have expired
+            if not lock:
+                break
+            if not lock.is_locked(ticket):
+                return lock
+            logger.debug("Lock for conversation '%s' held; looking again in %s s.", conversation_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, wait_time_in_seconds)
+            self.update_lock(conversation_id)
+        raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+
+    LockStore._acquire_lock = _acquire_lock  # type: ignore[method-assign]
