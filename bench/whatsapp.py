@@ -38,7 +38,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cobrador.devstack import MODEL, local_stack, scratch_postgres, sql_trackers  # noqa: E402
+from cobrador.devstack import MODEL, local_stack, redis_locks, scratch_postgres, sql_trackers  # noqa: E402
 from cobrador.whatsapp.simulator import signed_form, twilio_fields  # noqa: E402
 
 TOKEN = "bench-local-token"
@@ -526,6 +526,12 @@ def main() -> int:
         help="run the ledger on this PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432); "
         "a scratch database cobrador_bench is created there",
     )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Rasa's lock store on this Redis server (e.g. redis://127.0.0.1:6379/14), as production keeps it "
+        "(endpoints.production.yml), instead of in memory",
+    )
     args = parser.parse_args()
     if args.rounds > 999 or max(args.concurrency) > 99:
         parser.error("at most 999 rounds and 99 concurrent conversations (they are numbered in the phone numbers)")
@@ -549,7 +555,10 @@ def main() -> int:
             trackers = sql_trackers(Path(folder) / "trackers.db", args.postgres, "cobrador_bench_trackers")
             if args.postgres:
                 scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")  # fresh, empty
-        with local_stack(Path(folder), database_url, token=TOKEN, twilio=twilio, tracker_store=trackers) as stack:
+        locks = redis_locks(args.redis, "cobrador_bench") if args.redis else None
+        with local_stack(
+            Path(folder), database_url, token=TOKEN, twilio=twilio, tracker_store=trackers, lock_store=locks
+        ) as stack:
             ledger = PostgresLedger(database_url) if args.postgres else Ledger(ledger_path)
             parse_ahead = ready_to_parse(stack)
             settled(stack)
@@ -558,7 +567,7 @@ def main() -> int:
             print(
                 f"ledger: {'PostgreSQL' if args.postgres else 'SQLite'}; parse-ahead: {parse_ahead}; "
                 f"replies: {'sent to a fake Twilio API' if args.twilio else 'local outbox'}; "
-                f"Rasa's trackers: {'SQL' if trackers else 'in memory'}",
+                f"Rasa's trackers: {'SQL' if trackers else 'in memory'}; locks: {'Redis' if locks else 'in memory'}",
                 flush=True,
             )
             # uvloop (installed with Sanic) for the client too: its own cost

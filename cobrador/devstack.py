@@ -109,6 +109,7 @@ def local_stack(
     model: Path = MODEL,
     twilio: Optional[dict[str, str]] = None,
     tracker_store: Optional[dict[str, Any]] = None,
+    lock_store: Optional[dict[str, Any]] = None,
 ) -> Iterator[LocalStack]:
     """Starts the bot, yields it once Rasa's channels answer, stops it at the end.
 
@@ -123,6 +124,7 @@ def local_stack(
             run in Twilio mode instead of local mode.
         tracker_store: Rasa's `tracker_store` endpoint (as in endpoints.yml);
             by default Rasa keeps its trackers in memory.
+        lock_store: Rasa's `lock_store` endpoint (`redis_locks`); by default in memory.
     """
     actions_port, rasa_port, ingest_port = free_port(), free_port(), free_port()
     env = {
@@ -144,7 +146,7 @@ def local_stack(
         [sys.executable, "-m", "cobrador", "demo", "load", *demo], env=env, cwd=ROOT, check=True, capture_output=True
     )
     (folder / "credentials.yml").write_text("cobrador.whatsapp.channel.WhatsAppInput:\nrest:\n", encoding="utf-8")
-    write_endpoints(folder / "endpoints.yml", actions_port, tracker_store)
+    write_endpoints(folder / "endpoints.yml", actions_port, tracker_store, lock_store)
     stack = LocalStack(folder, database_url, env, actions_port, rasa_port, ingest_port, model)
     try:
         actions_log = folder / "actions.log"
@@ -176,12 +178,20 @@ def local_stack(
                 process.kill()
 
 
-def write_endpoints(path: Path, actions_port: int, tracker_store: Optional[dict[str, Any]]) -> None:
-    """Rasa's endpoints file: the action server on `actions_port`, and the
-    `tracker_store` endpoint (None: Rasa keeps its trackers in memory)."""
+def write_endpoints(
+    path: Path,
+    actions_port: int,
+    tracker_store: Optional[dict[str, Any]],
+    lock_store: Optional[dict[str, Any]] = None,
+) -> None:
+    """Rasa's endpoints file: the action server on `actions_port`, the
+    `tracker_store` endpoint (None: Rasa keeps its trackers in memory) and
+    the `lock_store` one (None: in memory)."""
     endpoints: dict[str, Any] = {"action_endpoint": {"url": f"http://127.0.0.1:{actions_port}/webhook"}}
     if tracker_store:
         endpoints["tracker_store"] = tracker_store
+    if lock_store:
+        endpoints["lock_store"] = lock_store
     path.write_text(yaml.safe_dump(endpoints), encoding="utf-8")
 
 
@@ -196,6 +206,16 @@ def sql_trackers(sqlite_file: Path, postgres: Optional[str] = None, name: str = 
         "type": "SQL", "dialect": "postgresql", "url": server.hostname, "port": server.port or 5432,
         "username": server.username or "postgres", "password": server.password or "", "db": name,
         "login_db": "postgres",
+    }  # fmt: skip
+
+
+def redis_locks(url: str, prefix: str = "cobrador") -> dict[str, Any]:
+    """Rasa's `lock_store` endpoint on a Redis server (`redis://host:port/db`),
+    as endpoints.production.yml configures it."""
+    server = urlsplit(url)
+    return {
+        "type": "redis", "url": server.hostname, "port": server.port or 6379,
+        "db": int(server.path.lstrip("/") or 0), "password": server.password or "", "key_prefix": prefix,
     }  # fmt: skip
 
 
