@@ -81,13 +81,20 @@ class LocalStack:
     def rasa_log(self) -> Path:
         return self.folder / "rasa.log"
 
-    def launch_rasa(self, port: int, log: Path, tracker_store: Optional[dict[str, Any]] = None) -> subprocess.Popen:
+    def launch_rasa(
+        self,
+        port: int,
+        log: Path,
+        tracker_store: Optional[dict[str, Any]] = None,
+        lock_store: Optional[dict[str, Any]] = None,
+    ) -> subprocess.Popen:
         """A Rasa server on `port` sharing this stack's ledger, actions and public
-        URL, and its tracker store unless `tracker_store` names another."""
+        URL, and its endpoints unless `tracker_store` names another (then
+        with the lock store `lock_store`, None: in memory)."""
         endpoints = self.folder / "endpoints.yml"
         if tracker_store is not None:
             endpoints = self.folder / f"endpoints-{port}.yml"
-            write_endpoints(endpoints, self.actions_port, tracker_store)
+            write_endpoints(endpoints, self.actions_port, tracker_store, lock_store)
         process = subprocess.Popen(
             [str(BIN / "rasa"), "run", "--model", str(self.model), "--endpoints", str(endpoints),
              "--credentials", str(self.folder / "credentials.yml"), "--port", str(port),
