@@ -656,6 +656,13 @@ class Ingest:
                 logger.error("Rasa took too long with %s; the stale-claim sweep records its replies", inbound.sid)
                 return None
         logger.error("Rasa did not take %s; it is given back to the channel's sweep", inbound.sid)
+        if stored is not None:
+            # Still being stored claimed (the forward went first): given back
+            # once it is, or it would be stored `processing` after the release
+            # and wait for the stale-claim sweep (PostgreSQL has threads for both).
+            await asyncio.wait([stored])
+            if not _new(stored):
+                return None
         await self.pool.run(TURN, release_claim, inbound.sid)
         return None
 

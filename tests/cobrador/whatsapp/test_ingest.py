@@ -279,6 +279,27 @@ def test_a_claimed_message_whose_turn_cannot_start_is_given_back_for_the_sweep(
         assert wait_for_status(ledger_url, fields["MessageSid"], "received") == "received"
 
 
+def test_a_message_rasa_cannot_take_while_it_is_still_being_stored_is_given_back_once_stored(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forward goes while the message is stored claimed; if Rasa cannot
+    take it before the store commits, it is given back after the commit, not
+    before (where the release finds no row, and the message, stored
+    `processing`, would wait a minute for the stale-claim sweep). Fails
+    without the wait on PostgreSQL, whose ingest stores and releases on
+    threads of their own."""
+    real = ingest_module.store_inbound_batch
+
+    def slow(inbounds, claims):  # noqa: ANN001, ANN202
+        threading.Event().wait(0.3)
+        return real(inbounds, claims)
+
+    monkeypatch.setattr(ingest_module, "store_inbound_batch", slow)
+    with running_ingest(ledger_url, monkeypatch) as base:
+        fields = post_message(base, "+525553000011", "hola")
+        assert wait_for_status(ledger_url, fields["MessageSid"], "received") == "received"
+
+
 @contextmanager
 def fake_rasa(
     status: int, replies: list[dict], model: Optional[list[str]] = None, seconds: float = 0.0
