@@ -61,15 +61,15 @@ async def keep_frozen(model_id: Callable[[], Optional[str]], every: float = 30.0
     """Freezes the heap once a model is loaded (`model_id()` is not None;
     looked at every second until then), and again whenever the model changes
     (looked at every `every` seconds)."""
-    frozen: Optional[str] = None
+    frozen_with: Optional[str] = None  # the model the heap was last frozen with
     while True:
         current = model_id()
-        if current is not None and current != frozen:
-            if frozen is None:
+        if current is not None and current != frozen_with:
+            if frozen_with is None:
                 freeze()
             else:
                 refreeze()
             if logger.isEnabledFor(logging.DEBUG):  # the count walks the frozen heap
                 logger.debug("heap frozen with model %s: %s objects", current, gc.get_freeze_count())
-            frozen = current
-        await asyncio.sleep(every if frozen is not None else 1.0)
+            frozen_with = current
+        await asyncio.sleep(every if frozen_with is not None else 1.0)

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from rasa.core.lock_store import InMemoryLockStore, LockError, LockStore, RedisLockStore
+from rasa.utils.endpoints import EndpointConfig
 
 import cobrador.nlu.classifier  # noqa: F401 - what installs the fixes in a Rasa process
+from cobrador.devstack import redis_locks
 
 HELD = 0.03  # seconds the first replica holds the lock (its tracker save)
 
@@ -27,11 +29,10 @@ def _stores(kind: str, redis_url: str) -> tuple[LockStore, LockStore]:
     if kind == "memory":
         store = InMemoryLockStore()
         return store, store
-    from urllib.parse import urlparse
-
-    url = urlparse(redis_url)
-    make = lambda: RedisLockStore(host=url.hostname, port=url.port or 6379, db=int(url.path.lstrip("/") or 0))  # noqa: E731
-    return make(), make()
+    endpoint = EndpointConfig.from_dict(redis_locks(redis_url))  # as endpoints.production.yml has it
+    first, second = LockStore.create(endpoint), LockStore.create(endpoint)
+    assert isinstance(first, RedisLockStore)
+    return first, second
 
 
 async def _two_turns(first: LockStore, second: LockStore, sender: str) -> tuple[float, list[str]]:

@@ -19,7 +19,6 @@ import itertools
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -180,7 +179,6 @@ def test_two_replicas_answer_each_debtors_burst_once_and_in_order(replicas: dict
         )
 
     assert wait_until(all_processed, tries=300, step=0.2), {p: _log(replicas["ledger"], p) for p in DEBTORS}
-    time.sleep(0.5)  # the last turns' tracker saves, just after their replies were recorded
     served = replicas["balancer"].served
     assert all(count > 0 for count in served.values()), served  # both replicas ran turns
     for phone, sids in sent.items():
@@ -191,9 +189,16 @@ def test_two_replicas_answer_each_debtors_burst_once_and_in_order(replicas: dict
         assert len(replies) == len(BURST), replies
         for reply, expected in zip(replies, ANSWERS, strict=True):
             assert reply.startswith(expected), replies
+
         # The shared tracker: each message, then its own reply, in order
-        # (read through either replica: the store is the same).
-        events = tracker_at(replicas["replicas"][1], phone)["events"]
+        # (read through either replica: the store is the same), once the last
+        # turn's save, which follows its recorded replies, is in.
+        def saved(phone: str = phone) -> list[dict]:
+            events = tracker_at(replicas["replicas"][1], phone)["events"]
+            return events if [e for e in events if e["event"] == "user"][len(BURST) - 1 :] else []
+
+        assert wait_until(saved, tries=100, step=0.1)
+        events = saved()
         said = [(e["event"], e.get("message_id") if e["event"] == "user" else e.get("text", "")) for e in events
                 if e["event"] in ("user", "bot")]  # fmt: skip
         expected_order = [step for sid, answer in zip(sids, ANSWERS, strict=True) for step in (("user", sid), answer)]
