@@ -555,7 +555,7 @@ def main() -> int:
             trackers = sql_trackers(Path(folder) / "trackers.db", args.postgres, "cobrador_bench_trackers")
             if args.postgres:
                 scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench_trackers")  # fresh, empty
-        locks = redis_locks(args.redis, "cobrador_bench") if args.redis else None
+        locks = redis_locks(args.redis, "cobradorbench") if args.redis else None
         with local_stack(
             Path(folder), database_url, token=TOKEN, twilio=twilio, tracker_store=trackers, lock_store=locks
         ) as stack:

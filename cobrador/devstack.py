@@ -218,7 +218,8 @@ def sql_trackers(sqlite_file: Path, postgres: Optional[str] = None, name: str = 
 
 def redis_locks(url: str, prefix: str = "cobrador") -> dict[str, Any]:
     """Rasa's `lock_store` endpoint on a Redis server (`redis://host:port/db`),
-    as endpoints.production.yml configures it."""
+    as endpoints.production.yml configures it (Rasa takes a `prefix` of
+    letters and digits only, and otherwise its default)."""
     server = urlsplit(url)
     return {
         "type": "redis", "url": server.hostname, "port": server.port or 6379,

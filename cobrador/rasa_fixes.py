@@ -61,6 +61,19 @@ has to change. Each fix keeps Rasa's behaviour and only removes waste.
   (10 ms) apart, doubling up to the caller's wait (Rasa's second), so a long
   turn costs the lock store no more lookups than before; the tickets' order
   and the error when a lock is gone are Rasa's.
+* **A Redis lock is changed in one transaction.** Rasa's Redis lock store
+  reads a conversation's lock, changes it (a ticket issued, one let go) and
+  writes it back in separate commands, so two replicas changing one lock at
+  once undid each other: a replica letting go of a debtor's lock after its
+  save, while another took a ticket for the debtor's next turn (as above),
+  deleted the new ticket with the lock (that turn failed with LockError) or
+  wrote the old ticket back (that turn waited for it to expire, a minute):
+  188 of 200 such pairs in tests/deploy/test_lock_wait.py. Issuing,
+  letting go and dropping expired tickets are now each one script that Redis
+  runs whole (`_LOCK_SCRIPT`: Rasa's ticket rules, key and format, so a
+  replica on stock code reads what it writes and the other way round), one
+  round trip instead of two to four: a turn's lock and release took 0.48 ms
+  instead of 0.91–1.07 (Redis on this machine).
 """
 
 from __future__ import annotations
@@ -105,6 +118,7 @@ def apply() -> None:
     _tracker_store_as_sql()
     _endpoint_connections_kept()
     _lock_looked_at_sooner()
+    _redis_locks_changed_atomically()
     _applied = True
 
 
@@ -385,3 +399,79 @@ def _lock_looked_at_sooner() -> None:
         raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
 
     LockStore._acquire_lock = _acquire_lock  # type: ignore[method-assign]
+
+
+# One conversation's lock changed in Redis as one script, so no other client's
+# change comes between reading and writing it. The lock is what Rasa's
+# TicketLock.dumps() writes: {"conversation_id": ..., "tickets": [ticket, ...]},
+# each ticket itself JSON, {"number": n, "expires": unix time}; a ticket has
+# expired once the time (the caller's clock, as in Rasa) is past `expires`.
+# ARGV: the change ("issue", "let_go" or "expire"), the time, the
+# conversation's id, and the lifetime of a ticket to issue or the number of
+# the one to let go. Returns the number issued (or 0).
+_LOCK_SCRIPT = """
+local change, now, conversation = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local raw = redis.call('GET', KEYS[1])
+if not raw and change ~= 'issue' then return 0 end
+local tickets = {}
+if raw then
+  for _, text in ipairs(cjson.decode(raw)['tickets'] or {}) do
+    local ticket = cjson.decode(text)
+    if not (now > tonumber(ticket['expires'])) then table.insert(tickets, ticket) end
+  end
+end
+local result = 0
+if change == 'issue' then
+  local number = 0
+  if #tickets > 0 then number = tickets[#tickets]['number'] + 1 end
+  table.insert(tickets, {number = number, expires = now + tonumber(ARGV[4])})
+  result = number
+elseif change == 'let_go' then
+  local kept = {}
+  for _, ticket in ipairs(tickets) do
+    if ticket['number'] ~= tonumber(ARGV[4]) then table.insert(kept, ticket) end
+  end
+  tickets = kept
+  if #tickets == 0 then redis.call('DEL', KEYS[1]) return 0 end
+end
+local texts = {}
+for _, ticket in ipairs(tickets) do
+  local text = string.format('{"number": %d, "expires": %.17g}', ticket['number'], ticket['expires'])
+  table.insert(texts, cjson.encode(text))
+end
+local lock = '{"conversation_id": ' .. cjson.encode(conversation)
+redis.call('SET', KEYS[1], lock .. ', "tickets": [' .. table.concat(texts, ', ') .. ']}')
+return result
+"""
+
+
+def _redis_locks_changed_atomically() -> None:
+    import time
+
+    from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
+
+    def script(store: RedisLockStore) -> Any:
+        found = getattr(store, "_cobrador_lock_script", None)
+        if found is None:
+            found = store._cobrador_lock_script = store.red.register_script(_LOCK_SCRIPT)
+        return found
+
+    def change(store: RedisLockStore, conversation_id: str, how: str, value: float) -> int:
+        key = store.key_prefix + conversation_id
+        return int(script(store)(keys=[key], args=[how, repr(time.time()), conversation_id, repr(value)]))
+
+    def issue_ticket(self: RedisLockStore, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        try:
+            return change(self, conversation_id, "issue", float(lock_lifetime))
+        except Exception as error:  # noqa: BLE001 - as Rasa reports it
+            raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
+
+    def cleanup(self: RedisLockStore, conversation_id: str, ticket_number: int) -> None:
+        change(self, conversation_id, "let_go", int(ticket_number))  # nobody left waiting: the lock goes
+
+    def update_lock(self: RedisLockStore, conversation_id: str) -> None:
+        change(self, conversation_id, "expire", 0)
+
+    RedisLockStore.issue_ticket = issue_ticket  # type: ignore[method-assign]
+    RedisLockStore.cleanup = cleanup  # type: ignore[method-assign]
+    RedisLockStore.update_lock = update_lock  # type: ignore[method-assign]

@@ -101,7 +101,7 @@ def replicas(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[dict
     server = POSTGRES_URL.rsplit("/", 1)[0]
     trackers_db = f"cobrador_replicas_{uuid.uuid4().hex[:8]}"
     trackers = sql_trackers(tmp_path / "unused.db", server, trackers_db)
-    locks = redis_locks(redis_url, f"replicas-{uuid.uuid4().hex[:8]}")
+    locks = redis_locks(redis_url, f"replicas{uuid.uuid4().hex[:8]}")
     balancer = None
     ingest = None
     try:
