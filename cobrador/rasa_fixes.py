@@ -68,7 +68,7 @@ has to change. Each fix keeps Rasa's behaviour and only removes waste.
   save, while another took a ticket for the debtor's next turn (as above),
   deleted the new ticket with the lock (that turn failed with LockError) or
   wrote the old ticket back (that turn waited for it to expire, a minute):
-  188 of 200 such pairs in tests/deploy/test_lock_wait.py. Issuing,
+  163–166 of 200 such pairs in tests/deploy/test_lock_wait.py. Issuing,
   letting go and dropping expired tickets are now each one script that Redis
   runs whole (`_LOCK_SCRIPT`: Rasa's ticket rules, key and format, so a
   replica on stock code reads what it writes and the other way round), one
