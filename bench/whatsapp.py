@@ -468,30 +468,31 @@ class FakeTwilio:
         return web.json_response({"sid": f"SM{self.sent:032x}", "status": "queued"}, status=201)
 
 
-def ready_to_parse(stack, seconds: float = 300) -> str:
-    """Waits while the ingest's NLU worker loads the model (it would parse
-    nothing ahead meanwhile); its state then: "ready" or "off"."""
+def health_until(url: str, done, seconds: float, step: float) -> dict:  # noqa: ANN001
+    """A WhatsApp health check (`url`) looked at every `step` seconds until
+    `done(answer)` holds or `seconds` have passed; its last answer."""
     import requests
 
     deadline = time.monotonic() + seconds
     while True:
-        state = requests.get(stack.ingest_url + "/webhooks/whatsapp/", timeout=10).json().get("parse_ahead", "off")
-        if state != "loading" or time.monotonic() > deadline:
-            return state
-        time.sleep(0.5)
+        answer = requests.get(url + "/webhooks/whatsapp/", timeout=10).json()
+        if done(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(step)
+
+
+def ready_to_parse(stack, seconds: float = 300) -> str:
+    """Waits while the ingest's NLU worker loads the model (it would parse
+    nothing ahead meanwhile); its state then: "ready" or "off"."""
+    answer = health_until(stack.ingest_url, lambda a: a.get("parse_ahead", "off") != "loading", seconds, 0.5)
+    return answer.get("parse_ahead", "off")
 
 
 def settled(stack, seconds: float = 120) -> None:
     """Waits until Rasa has frozen its heap (cobrador.heap), a pause of about
     half a second at start that would otherwise fall in the first round."""
-    import requests
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if requests.get(stack.rasa_url + "/webhooks/whatsapp/", timeout=10).json().get("heap_frozen"):
-            return
-        time.sleep(0.2)
-    print("Rasa did not freeze its heap: the first round may hold its pause", file=sys.stderr)
+    if not health_until(stack.rasa_url, lambda a: a.get("heap_frozen"), seconds, 0.2).get("heap_frozen"):
+        print("Rasa did not freeze its heap: the first round may hold its pause", file=sys.stderr)
 
 
 def main() -> int:
