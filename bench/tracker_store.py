@@ -5,7 +5,9 @@ A debtor's conversation of `--turns` turns (each: the message, a custom
 action, a bot message, slots, action_listen, as Rasa stores them) is saved
 turn by turn; each turn Rasa reads the tracker back and then saves it (one
 `retrieve` and one `save`, which counts what is stored). Prints the CPU
-milliseconds per turn of those two, stock and fixed, in alternating rounds,
+milliseconds per turn of those two, and their wall-clock time (the round
+trips to the database: behind `bench/slow_link.py`, those of a database on
+another host), stock and fixed, in alternating rounds,
 on a SQLite file or `--postgres URL` (a scratch database there). Run with
 `.venv/bin/python bench/tracker_store.py [--postgres URL]`.
 """
@@ -51,24 +53,24 @@ def turn_events(n: int, at: float) -> list:
     ]
 
 
-async def conversation(store: SQLTrackerStore, phone: str, turns: int) -> float:
-    """CPU seconds of `retrieve` + `save` over a conversation of `turns` turns."""
+async def conversation(store: SQLTrackerStore, phone: str, turns: int) -> tuple[float, float]:
+    """CPU and wall-clock seconds of `retrieve` + `save` over a conversation of `turns` turns."""
     tracker = DialogueStateTracker(phone, store.domain.slots)
     for event in [ActionExecuted("action_session_start", timestamp=1.0), SessionStarted(timestamp=1.1),
                   ActionExecuted("action_listen", timestamp=1.2)]:  # fmt: skip
         tracker.update(event)
     await store.save(tracker)
-    spent = 0.0
+    spent = took = 0.0
     for n in range(turns):
-        started = time.process_time()
+        started, clock = time.process_time(), time.perf_counter()
         tracker = await store.retrieve(phone)
-        spent += time.process_time() - started
+        spent, took = spent + time.process_time() - started, took + time.perf_counter() - clock
         for event in turn_events(n, 2.0 + n):
             tracker.update(event)
-        started = time.process_time()
+        started, clock = time.process_time(), time.perf_counter()
         await store.save(tracker)
-        spent += time.process_time() - started
-    return spent
+        spent, took = spent + time.process_time() - started, took + time.perf_counter() - clock
+    return spent, took
 
 
 def main() -> int:
@@ -87,17 +89,20 @@ def main() -> int:
         endpoint = sql_trackers(Path(folder) / "trackers.db", args.postgres, "cobrador_bench_trackers")
         store = open_tracker_store(endpoint, domain)
         costs: dict[str, list[float]] = {"stock": [], "fixed": []}
+        waits: dict[str, list[float]] = {"stock": [], "fixed": []}
         for round_ in range(args.rounds):
             for name in ("stock", "fixed") if round_ % 2 == 0 else ("fixed", "stock"):
                 use(STOCK if name == "stock" else FIXED)
-                spent = sum(
+                measured = [
                     asyncio.run(conversation(store, f"+52{name}{round_}{c:04d}", args.turns))
                     for c in range(args.conversations)
-                )
-                costs[name].append(spent / (args.conversations * args.turns) * 1000)
+                ]
+                costs[name].append(sum(m[0] for m in measured) / (args.conversations * args.turns) * 1000)
+                waits[name].append(sum(m[1] for m in measured) / (args.conversations * args.turns) * 1000)
         for name, values in costs.items():
             print(f"{name}: retrieve + save {statistics.median(values):.2f} ms CPU a turn "
-                  f"(rounds {', '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
+                  f"(rounds {', '.join(f'{v:.2f}' for v in values)}), "
+                  f"{statistics.median(waits[name]):.2f} ms wall-clock")  # fmt: skip
         print(f"fixed / stock: {statistics.median(costs['fixed']) / statistics.median(costs['stock']):.0%}")
     return 0
 

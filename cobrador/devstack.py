@@ -10,9 +10,11 @@ for serving debtors (`make run` uses credentials.yml, which omits it).
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -245,3 +247,85 @@ def scratch_postgres(server: str, name: str) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return f"{server}/{name}"
+
+
+class SlowLink:
+    """A TCP proxy on 127.0.0.1 in front of `to` (host, port) that holds every
+    chunk back `delay` seconds each way: a server on this machine made to look
+    like one on another host, as production's PostgreSQL and Redis are
+    (bench/slow_link.py, tests/deploy/test_store_round_trips.py). It counts
+    the chunks clients send (`sent`): each request a client makes and waits
+    for is one, so they count the round trips.
+
+    Event loops time in whole milliseconds, so each direction of each
+    connection is a reader thread and a writer thread that sleeps to the
+    chunk's due time (about 0.1 ms late here)."""
+
+    def __init__(self, to: tuple[str, int], delay: float = 0.0, port: int = 0) -> None:
+        self.to, self.delay = to, delay
+        self.sent = 0
+        self._count = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._connection, args=(client,), daemon=True).start()
+
+    def _connection(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.to)
+        except OSError:
+            client.close()
+            return
+        for end in (client, upstream):
+            end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        back = threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True)
+        back.start()
+        self._pipe(client, upstream, True)
+        back.join()
+        client.close()
+        upstream.close()
+
+    def _pipe(self, source: socket.socket, target: socket.socket, counted: bool) -> None:
+        chunks: queue.SimpleQueue = queue.SimpleQueue()
+
+        def write() -> None:
+            while True:
+                due, data = chunks.get()
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                if not data:
+                    break
+                try:
+                    target.sendall(data)
+                except OSError:
+                    break
+            try:
+                target.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            if data and counted:
+                with self._count:
+                    self.sent += 1
+            chunks.put((time.perf_counter() + self.delay, data))
+            if not data:
+                break
+        writer.join()

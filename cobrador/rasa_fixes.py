@@ -74,11 +74,33 @@ has to change. Each fix keeps Rasa's behaviour and only removes waste.
   replica on stock code reads what it writes and the other way round), one
   round trip instead of two to four: a turn's lock and release took 0.48 ms
   instead of 0.91–1.07 (Redis on this machine).
+* **On PostgreSQL, a turn's tracker read is one round trip and its save two.**
+  Rasa reads in a transaction (BEGIN, the SELECT, ROLLBACK) and saves in
+  another (BEGIN, the count, the insert, COMMIT). A single statement is a
+  transaction of its own, and the count was no more bound to the insert in
+  Rasa's transaction (READ COMMITTED locks nothing it reads; the
+  conversation's lock keeps other saves away), so they run on a pool of
+  autocommit connections of their own: one round trip to read, two to save
+  (the insert of every new event is one statement, psycopg2's
+  execute_values; over `ONE_INSERT_ROWS` events at once, Rasa's transaction).
+  Not when Rasa is to check a `POSTGRESQL_SCHEMA` in every session.
+* **A store on another host is waited for on a thread.** Rasa calls its
+  tracker store (SQLAlchemy) and its Redis lock store (redis-py) from its one
+  event loop, synchronously: every round trip of a turn stopped every other
+  turn in flight. With PostgreSQL and Redis a round trip away, as in
+  production, that was most of a turn's time on the loop. Those calls now
+  run on a thread (`asyncio.to_thread`) when the store is on another host,
+  and on the loop when it is on this one (a thread's hand-over costs more
+  than a local round trip): `COBRADOR_STORES_OFF_LOOP` (`auto`, `yes`, `no`).
+  A ticket's release still happens if the turn is cancelled meanwhile: the
+  call, once on its thread, runs to its end.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
+
+T = TypeVar("T")
 
 _applied = False
 
@@ -210,12 +232,62 @@ def _event_classes_by_name() -> None:
     Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign]
 
 
+# At most this many events are appended in one INSERT without a transaction
+# around it: SQLAlchemy 1.4 hands psycopg2's execute_values pages of 1,000
+# rows, and more would be several statements.
+ONE_INSERT_ROWS = 1000
+
+# Where Rasa's tracker and lock stores do their I/O: "auto" (on a thread when
+# the store is on another host, on the event loop when it is on this one),
+# "yes" (always on a thread) or "no" (always on the loop, as Rasa does).
+STORES_OFF_LOOP = "COBRADOR_STORES_OFF_LOOP"
+_LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
+
+
+def io_off_loop(host: Optional[str]) -> bool:
+    """Whether a store at `host` (None: a file, or a Unix socket) is called
+    from a thread rather than from Rasa's event loop (`STORES_OFF_LOOP`)."""
+    import os
+
+    setting = os.environ.get(STORES_OFF_LOOP, "auto").strip().lower()
+    if setting in ("yes", "true", "1", "on"):
+        return True
+    if setting in ("no", "false", "0", "off"):
+        return False
+    return host is not None and host.lower() not in _LOCAL_HOSTS and not host.startswith("/")
+
+
+async def off_loop(store: Any, host: Optional[str], function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)`, the I/O of `store` (at `host`): on a thread if it is
+    to be off the loop (`io_off_loop`, decided once per store), else right here."""
+    import asyncio
+
+    off = getattr(store, "_cobrador_off_loop", None)
+    if off is None:
+        off = store._cobrador_off_loop = io_off_loop(host)
+    if off:
+        return await asyncio.to_thread(function, *args)
+    return function(*args)
+
+
+async def lock_io(store: Any, function: Callable[..., T], *args: Any) -> T:
+    """A call of a lock store that goes to Redis (`off_loop`); any other
+    store's (in memory) runs right here."""
+    from rasa.core.lock_store import RedisLockStore
+
+    if not isinstance(store, RedisLockStore):
+        return function(*args)
+    return await off_loop(store, store.red.connection_pool.connection_kwargs.get("host"), function, *args)
+
+
 def _tracker_store_as_sql() -> None:
     import itertools
     import json
+    import os
 
     import sqlalchemy as sa
-    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.core.constants import POSTGRESQL_SCHEMA
+    from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
     from rasa.shared.core.events import SessionStarted
     from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.shared.nlu.constants import INTENT_NAME_KEY
@@ -240,17 +312,38 @@ def _tracker_store_as_sql() -> None:
     def ours(store: SQLTrackerStore) -> bool:
         return store.engine.dialect.name in ("sqlite", "postgresql")  # the SQL above is theirs; others: Rasa's
 
+    def one_statement_each(store: SQLTrackerStore) -> bool:
+        # PostgreSQL, unless Rasa is to check a schema in each session first.
+        return store.engine.dialect.name == "postgresql" and not os.environ.get(POSTGRESQL_SCHEMA)
+
+    def autocommit(store: SQLTrackerStore) -> Any:
+        # A pool of its own, made as Rasa makes the store's (a connection that
+        # went back to Rasa's pool after autocommit would cost a round trip to
+        # set its isolation back).
+        found = getattr(store, "_cobrador_autocommit", None)
+        if found is None:
+            url = store.engine.url
+            found = sa.create_engine(url, isolation_level="AUTOCOMMIT", **create_engine_kwargs(url))
+            store._cobrador_autocommit = found
+        return found
+
     async def _retrieve(
         self: SQLTrackerStore, sender_id: str, fetch_events_from_all_sessions: bool
     ) -> Optional[DialogueStateTracker]:
         if not ours(self):
             return await stock_retrieve(self, sender_id, fetch_events_from_all_sessions)
+        query = read_all if fetch_events_from_all_sessions else read_latest
+        events = await off_loop(self, self.engine.url.host, read_events, self, query, sender_id)
+        if self.domain and len(events) > 0:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
+    def read_events(self: SQLTrackerStore, query: Any, sender_id: str) -> list:
+        if one_statement_each(self):  # the one SELECT, no BEGIN before it nor ROLLBACK after
+            with autocommit(self).connect() as connection:
+                return [json.loads(data) for (data,) in connection.execute(query, {"sender": sender_id})]
         with self.session_scope() as session:
-            query = read_all if fetch_events_from_all_sessions else read_latest
-            events = [json.loads(data) for (data,) in session.execute(query, {"sender": sender_id})]
-            if self.domain and len(events) > 0:
-                return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-            return None
+            return [json.loads(data) for (data,) in session.execute(query, {"sender": sender_id})]
 
     def _additional_events(self: SQLTrackerStore, session: Any, tracker: DialogueStateTracker) -> Any:
         if not ours(self):
@@ -262,20 +355,41 @@ def _tracker_store_as_sql() -> None:
         if not ours(self):
             return await stock_save(self, tracker)
         await self.stream_events(tracker)
-        with self.session_scope() as session:
-            rows = []
-            for event in self._additional_events(session, tracker):
-                data = event.as_dict()
-                rows.append(
-                    {
-                        "sender_id": tracker.sender_id,
-                        "type_name": event.type_name,
-                        "timestamp": data.get("timestamp"),
-                        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-                        "action_name": data.get("name"),
-                        "data": json.dumps(data),
-                    }
-                )
+        await off_loop(self, self.engine.url.host, write_events, self, tracker)
+
+    def rows_of(events: Any, sender_id: str) -> list[dict[str, Any]]:
+        rows = []
+        for event in events:
+            data = event.as_dict()
+            rows.append(
+                {
+                    "sender_id": sender_id,
+                    "type_name": event.type_name,
+                    "timestamp": data.get("timestamp"),
+                    "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                    "action_name": data.get("name"),
+                    "data": json.dumps(data),
+                }
+            )
+        return rows
+
+    def write_events(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
+        if one_statement_each(self):
+            # The count, then one INSERT of every new event (psycopg2's
+            # execute_values: one statement, so all or none), each its own
+            # transaction: two round trips instead of four. The count and the
+            # insert were no more bound together in Rasa's transaction (READ
+            # COMMITTED locks nothing read); the conversation's lock keeps
+            # other saves of this tracker away.
+            with autocommit(self).connect() as connection:
+                stored = connection.execute(count_latest, {"sender": tracker.sender_id}).scalar()
+                rows = rows_of(itertools.islice(tracker.events, stored, None), tracker.sender_id)
+                if len(rows) <= ONE_INSERT_ROWS:
+                    if rows:
+                        connection.execute(insert, rows)
+                    return
+        with self.session_scope() as session:  # SQLite (on this machine: no round trips); or many events at once
+            rows = rows_of(self._additional_events(session, tracker), tracker.sender_id)
             if rows:
                 session.execute(insert, rows)
             session.commit()
@@ -387,7 +501,7 @@ def _lock_looked_at_sooner() -> None:
     ) -> TicketLock:
         delay = min(LOCK_FIRST_LOOK_SECONDS, wait_time_in_seconds)
         while True:
-            lock = self.get_lock(conversation_id)  # looked up each time: it may have expired
+            lock = await lock_io(self, self.get_lock, conversation_id)  # looked up each time: it may have expired
             if not lock:
                 break
             if not lock.is_locked(ticket):
@@ -395,7 +509,7 @@ def _lock_looked_at_sooner() -> None:
             logger.debug("Lock for conversation '%s' held; looking again in %s s.", conversation_id, delay)
             await asyncio.sleep(delay)
             delay = min(2 * delay, wait_time_in_seconds)
-            self.update_lock(conversation_id)
+            await lock_io(self, self.update_lock, conversation_id)
         raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
 
     LockStore._acquire_lock = _acquire_lock  # type: ignore[method-assign]
@@ -446,7 +560,9 @@ return result
 
 
 def _redis_locks_changed_atomically() -> None:
+    import contextlib
     import time
+    from typing import AsyncIterator
 
     from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 
@@ -472,6 +588,23 @@ def _redis_locks_changed_atomically() -> None:
     def update_lock(self: RedisLockStore, conversation_id: str) -> None:
         change(self, conversation_id, "expire", 0)
 
+    @contextlib.asynccontextmanager
+    async def lock(
+        self: RedisLockStore,
+        conversation_id: str,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: float = 1.0,
+    ) -> AsyncIterator[Any]:
+        # Rasa's LockStore.lock, each call to Redis through `lock_io`. A ticket
+        # is let go even if the turn is cancelled meanwhile: the call, once
+        # on its thread, runs to its end.
+        ticket = await lock_io(self, self.issue_ticket, conversation_id, lock_lifetime)
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+        finally:
+            await lock_io(self, self.cleanup, conversation_id, ticket)
+
+    RedisLockStore.lock = lock  # type: ignore[method-assign]
     RedisLockStore.issue_ticket = issue_ticket  # type: ignore[method-assign]
     RedisLockStore.cleanup = cleanup  # type: ignore[method-assign]
     RedisLockStore.update_lock = update_lock  # type: ignore[method-assign]

@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, select, text
 from cobrador.devstack import ROOT, free_port, local_stack, redis_locks, sql_trackers, wait_for
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message
+from cobrador.rasa_fixes import STORES_OFF_LOOP
 from cobrador.whatsapp.simulator import signed_form, twilio_fields
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import LOCAL_TOKEN, MODEL
@@ -105,8 +106,11 @@ def replicas(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[dict
     balancer = None
     ingest = None
     try:
+        # The stores' calls on threads, as Rasa makes them when its stores are
+        # on another host (production; here they are on this machine).
         with local_stack(
-            tmp_path, postgres_url, token=LOCAL_TOKEN, tracker_store=trackers, lock_store=locks
+            tmp_path, postgres_url, token=LOCAL_TOKEN, tracker_store=trackers, lock_store=locks,
+            extra_env={STORES_OFF_LOOP: "yes"},
         ) as stack:  # fmt: skip
             second_port = free_port()
             second = stack.launch_rasa(second_port, tmp_path / "rasa-second.log", trackers, locks)
