@@ -582,21 +582,19 @@ def _redis_locks_changed_atomically() -> None:
             found = store._cobrador_lock_script = store.red.register_script(_LOCK_SCRIPT)
         return found
 
-    def change(store: RedisLockStore, conversation_id: str, how: str, value: float) -> int:
+    def change(store: RedisLockStore, conversation_id: str, how: str, value: float) -> Any:
         key = store.key_prefix + conversation_id
-        return int(script(store)(keys=[key], args=[how, repr(time.time()), conversation_id, repr(value)]))
+        return script(store)(keys=[key], args=[how, repr(time.time()), conversation_id, repr(value)])
 
     def issue_ticket(self: RedisLockStore, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
         try:
-            return change(self, conversation_id, "issue", float(lock_lifetime))
+            return int(change(self, conversation_id, "issue", float(lock_lifetime)))
         except Exception as error:  # noqa: BLE001 - as Rasa reports it
             raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
 
     def issue_and_look(store: RedisLockStore, conversation_id: str, lock_lifetime: float) -> tuple[int, TicketLock]:
         try:
-            key = store.key_prefix + conversation_id
-            args = ["issue_look", repr(time.time()), conversation_id, repr(float(lock_lifetime))]
-            number, written = script(store)(keys=[key], args=args)
+            number, written = change(store, conversation_id, "issue_look", float(lock_lifetime))
         except Exception as error:  # noqa: BLE001 - as Rasa reports it
             raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
         return int(number), TicketLock.from_dict(json.loads(written))
