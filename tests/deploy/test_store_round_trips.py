@@ -64,6 +64,15 @@ def tracker_store_behind(postgres_server: tuple[str, int]):
     admin.dispose()
 
 
+def _lock_store_behind(redis_url: str) -> tuple[SlowLink, RedisLockStore]:
+    """Rasa's Redis lock store (as endpoints.production.yml makes it) through a link to the test Redis."""
+    server = urlsplit(redis_url)
+    link = SlowLink((server.hostname or "127.0.0.1", server.port or 6379))
+    store = LockStore.create(EndpointConfig.from_dict(redis_locks(f"redis://127.0.0.1:{link.port}{server.path}")))
+    assert isinstance(store, RedisLockStore)
+    return link, store
+
+
 def _session_start() -> list:
     return [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")]
 
@@ -115,9 +124,7 @@ def test_a_turns_tracker_read_is_one_round_trip_and_its_save_two(postgres_server
 def test_a_turns_lock_and_release_are_two_round_trips_to_redis(redis_url: str) -> None:
     """Rasa's code takes three (a ticket, a look at the lock, its release); the
     ticket's script returns the lock it wrote, which is that look."""
-    server = urlsplit(redis_url)
-    link = SlowLink((server.hostname or "127.0.0.1", server.port or 6379))
-    store = LockStore.create(EndpointConfig.from_dict(redis_locks(f"redis://127.0.0.1:{link.port}{server.path}")))
+    link, store = _lock_store_behind(redis_url)
 
     async def turns() -> list[int]:
         async with store.lock(PHONE):  # the connection and the script set up
@@ -192,10 +199,7 @@ def test_the_redis_lock_stores_wait_is_on_a_thread_when_it_is_off_the_loop(
     off_loop: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(rasa_fixes.STORES_OFF_LOOP, off_loop)
-    server = urlsplit(redis_url)
-    link = SlowLink((server.hostname or "127.0.0.1", server.port or 6379))
-    store = LockStore.create(EndpointConfig.from_dict(redis_locks(f"redis://127.0.0.1:{link.port}{server.path}")))
-    assert isinstance(store, RedisLockStore)
+    link, store = _lock_store_behind(redis_url)
 
     async def locked() -> None:
         async with store.lock(PHONE):
@@ -221,9 +225,7 @@ def test_a_turn_cancelled_while_it_holds_the_lock_lets_its_ticket_go(
     turn's ticket still goes: the next turn has the lock at once, not after
     the ticket's lifetime."""
     monkeypatch.setenv(rasa_fixes.STORES_OFF_LOOP, "yes")
-    server = urlsplit(redis_url)
-    link = SlowLink((server.hostname or "127.0.0.1", server.port or 6379))
-    store = LockStore.create(EndpointConfig.from_dict(redis_locks(f"redis://127.0.0.1:{link.port}{server.path}")))
+    link, store = _lock_store_behind(redis_url)
 
     async def scenario() -> float:
         inside = asyncio.Event()
