@@ -6,7 +6,7 @@ PostgreSQL and Redis are), for the benchmarks (`cobrador.devstack.SlowLink`).
 
 A request and its answer then cost a round trip of twice the delay (and the
 threads' wake-ups, about 0.1 ms each way here) on top of the real one: with
-0.15 ms, a Redis PING takes 0.68 ms instead of 0.13, about a database in the
+0.15 ms, a Redis PING takes 0.64 ms instead of 0.13, about a database in the
 same region as the bot. Its CPU, a few microseconds a chunk, falls on the
 machine's cores like the rest.
 """

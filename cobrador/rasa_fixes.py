@@ -315,20 +315,18 @@ def _tracker_store_as_sql() -> None:
     def ours(store: SQLTrackerStore) -> bool:
         return store.engine.dialect.name in ("sqlite", "postgresql")  # the SQL above is theirs; others: Rasa's
 
-    def one_statement_each(store: SQLTrackerStore) -> bool:
-        # PostgreSQL, unless Rasa is to check a schema in each session first.
-        return store.engine.dialect.name == "postgresql" and not os.environ.get(POSTGRESQL_SCHEMA)
-
     def autocommit(store: SQLTrackerStore) -> Any:
-        # A pool of its own, made as Rasa makes the store's (a connection that
+        # Where each statement runs on its own (decided once per store): on
+        # PostgreSQL, unless Rasa is to check a schema in each session first,
+        # a pool of its own, made as Rasa makes the store's (a connection that
         # went back to Rasa's pool after autocommit would cost a round trip to
-        # set its isolation back).
-        found = getattr(store, "_cobrador_autocommit", None)
-        if found is None:
-            url = store.engine.url
-            found = sa.create_engine(url, isolation_level="AUTOCOMMIT", **create_engine_kwargs(url))
+        # set its isolation back); otherwise None, Rasa's sessions.
+        if not hasattr(store, "_cobrador_autocommit"):
+            url, found = store.engine.url, None
+            if store.engine.dialect.name == "postgresql" and not os.environ.get(POSTGRESQL_SCHEMA):
+                found = sa.create_engine(url, isolation_level="AUTOCOMMIT", **create_engine_kwargs(url))
             store._cobrador_autocommit = found
-        return found
+        return store._cobrador_autocommit
 
     async def _retrieve(
         self: SQLTrackerStore, sender_id: str, fetch_events_from_all_sessions: bool
@@ -342,8 +340,9 @@ def _tracker_store_as_sql() -> None:
         return None
 
     def read_events(self: SQLTrackerStore, query: Any, sender_id: str) -> list:
-        if one_statement_each(self):  # the one SELECT, no BEGIN before it nor ROLLBACK after
-            with autocommit(self).connect() as connection:
+        engine = autocommit(self)
+        if engine is not None:  # the one SELECT, no BEGIN before it nor ROLLBACK after
+            with engine.connect() as connection:
                 return [json.loads(data) for (data,) in connection.execute(query, {"sender": sender_id})]
         with self.session_scope() as session:
             return [json.loads(data) for (data,) in session.execute(query, {"sender": sender_id})]
@@ -377,14 +376,15 @@ def _tracker_store_as_sql() -> None:
         return rows
 
     def write_events(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
-        if one_statement_each(self):
+        engine = autocommit(self)
+        if engine is not None:
             # The count, then one INSERT of every new event (psycopg2's
             # execute_values: one statement, so all or none), each its own
             # transaction: two round trips instead of four. The count and the
             # insert were no more bound together in Rasa's transaction (READ
             # COMMITTED locks nothing read); the conversation's lock keeps
             # other saves of this tracker away.
-            with autocommit(self).connect() as connection:
+            with engine.connect() as connection:
                 stored = connection.execute(count_latest, {"sender": tracker.sender_id}).scalar()
                 rows = rows_of(itertools.islice(tracker.events, stored, None), tracker.sender_id)
                 if len(rows) <= ONE_INSERT_ROWS:
