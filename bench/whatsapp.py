@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Optional
 
 import aiohttp
 
@@ -443,12 +444,18 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: in
 class FakeTwilio:
     """Twilio's Messages API at the HTTP boundary (production sends there):
     accepts every send at once, on a thread of its own, so its cost is not
-    on the client's event loop. Counts what it was sent."""
+    on the client's event loop. Counts what it was sent. With `callbacks`,
+    it then posts each message's delivery callbacks (sent, delivered, read,
+    signed as Twilio signs them) to its StatusCallback URL, as Twilio does."""
 
-    def __init__(self) -> None:
+    def __init__(self, callbacks: bool = False) -> None:
         from aiohttp import web
 
         self.sent = 0
+        self.callbacks = callbacks
+        self.called_back: dict[int, int] = {}  # HTTP status -> how many
+        self.http: Optional[aiohttp.ClientSession] = None
+        self.tasks: set[asyncio.Task] = set()
         self.loop = asyncio.new_event_loop()
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._send)
@@ -465,7 +472,34 @@ class FakeTwilio:
         form = await request.post()
         assert form.get("To", "").startswith("whatsapp:+") and form.get("StatusCallback"), dict(form)
         self.sent += 1
-        return web.json_response({"sid": f"SM{self.sent:032x}", "status": "queued"}, status=201)
+        sid = f"SM{self.sent:032x}"
+        if self.callbacks:
+            task = asyncio.get_running_loop().create_task(self._call_back(form["StatusCallback"], sid))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return web.json_response({"sid": sid, "status": "queued"}, status=201)
+
+    async def _call_back(self, url: str, sid: str) -> None:
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+        for status, after in (("sent", 0.02), ("delivered", 0.1), ("read", 0.5)):
+            await asyncio.sleep(after)
+            fields, signature = signed_form(TOKEN, url, {"MessageSid": sid, "MessageStatus": status})
+            try:
+                async with self.http.post(url, data=fields, headers={"X-Twilio-Signature": signature}) as answer:
+                    code = answer.status
+            except aiohttp.ClientError:
+                code = 0  # the ingest could not be reached
+            self.called_back[code] = self.called_back.get(code, 0) + 1
+
+    def drain(self, seconds: float = 10.0) -> None:
+        """Waits (from another thread) for the callbacks still to be posted."""
+
+        async def pending() -> None:
+            if self.tasks:
+                await asyncio.wait(list(self.tasks), timeout=seconds)
+
+        asyncio.run_coroutine_threadsafe(pending(), self.loop).result(seconds + 5)
 
 
 def health_until(url: str, done, seconds: float, step: float) -> dict:  # noqa: ANN001
@@ -516,6 +550,12 @@ def main() -> int:
         "instead of the local outbox",
     )
     parser.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="with --twilio: the fake Twilio API posts each reply's delivery callbacks (sent, delivered, read) "
+        "to the ingest, as Twilio does",
+    )
+    parser.add_argument(
         "--sql-trackers",
         action="store_true",
         help="Rasa's trackers in its SQL tracker store, as `make run` and production keep them (a SQLite file, "
@@ -534,6 +574,8 @@ def main() -> int:
         "(endpoints.production.yml), instead of in memory",
     )
     args = parser.parse_args()
+    if args.callbacks and not args.twilio:
+        parser.error("--callbacks needs --twilio")
     if args.rounds > 999 or max(args.concurrency) > 99:
         parser.error("at most 999 rounds and 99 concurrent conversations (they are numbered in the phone numbers)")
     if not MODEL.exists():
@@ -546,7 +588,7 @@ def main() -> int:
             database_url = scratch_postgres(args.postgres.rstrip("/"), "cobrador_bench")
         twilio = None
         if args.twilio:
-            fake = FakeTwilio()
+            fake = FakeTwilio(callbacks=args.callbacks)
             twilio = {
                 "TWILIO_ACCOUNT_SID": "ACbench", "TWILIO_AUTH_TOKEN": TOKEN,
                 "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886", "TWILIO_API_BASE": fake.url,
@@ -576,6 +618,10 @@ def main() -> int:
             import uvloop
 
             uvloop.run(measure(stack, ledger, args.turns, tuple(args.concurrency), args.rounds))
+            if twilio is not None:
+                fake.drain()
+                answers = ", ".join(f"{n} answered {code}" for code, n in sorted(fake.called_back.items()))
+                print(f"fake Twilio: {fake.sent} sends; delivery callbacks: {answers or 'none'}", flush=True)
     return 0
 
 

@@ -16,9 +16,10 @@ from typing import Callable, Iterator, Optional, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql.elements import TextClause
 
 from cobrador.config import settings
 
@@ -173,3 +174,120 @@ def optimistic_unit(work: Callable[[Session], T], url: Optional[str] = None) -> 
         _begin.deferred = previous
     with session_scope(url) as session:
         return work(session)
+
+
+class DirectResult:
+    """What a statement run by a `DirectUnit` gave, as much of SQLAlchemy's
+    result as the message log's statements use."""
+
+    def __init__(self, cursor) -> None:  # noqa: ANN001 - a DB-API cursor
+        self.cursor = cursor
+        self.rowcount = cursor.rowcount
+        self.lastrowid = getattr(cursor, "lastrowid", None)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.cursor.fetchall())
+
+    def scalar_one(self):  # noqa: ANN201
+        rows = self.cursor.fetchall()
+        if len(rows) != 1:
+            raise ValueError(f"one row expected, {len(rows)} came")
+        return rows[0][0]
+
+
+class DirectUnit:
+    """A unit of work on the pooled DB-API connection itself (`direct_unit`),
+    for the message log's statements on every WhatsApp message's path (the
+    store, claims, the end of a turn, send outcomes, delivery callbacks). It
+    runs SQL text (`sqlalchemy.text`, no expanding IN lists) compiled once
+    per dialect, with the values converted by the very bind processors
+    SQLAlchemy would use (JSON, dates), so the rows are the same; what it
+    skips is the Session's and the Connection's bookkeeping around each
+    statement, which cost two to three times the statements themselves. A
+    statement's result is read before the next statement runs (they share
+    the cursor)."""
+
+    def __init__(self, engine: Engine, cursor) -> None:  # noqa: ANN001 - a DB-API cursor
+        self.engine = engine
+        self.cursor = cursor
+
+    def get_bind(self) -> Engine:
+        return self.engine
+
+    def execute(self, clause: TextClause, params: dict) -> DirectResult:
+        sql, names, processors = _compiled(clause, self.engine.dialect)
+        values = {name: processors[name](params[name]) if name in processors else params[name] for name in params}
+        if names is not None:  # positional paramstyle (SQLite's qmark)
+            self.cursor.execute(sql, [values[name] for name in names])
+        else:
+            self.cursor.execute(sql, values)
+        return DirectResult(self.cursor)
+
+
+# Per statement (module constants, so their ids stay theirs: each entry
+# keeps its statement alive) and dialect.
+_compiled_cache: dict[tuple[int, str], tuple[TextClause, str, Optional[list[str]], dict[str, Callable]]] = {}
+
+
+def _compiled(clause: TextClause, dialect) -> tuple[str, Optional[list[str]], dict[str, Callable]]:  # noqa: ANN001
+    """The SQL of `clause` for `dialect`, its parameters' order (None for a
+    named paramstyle) and their bind processors, made once."""
+    key = (id(clause), dialect.name)
+    found = _compiled_cache.get(key)
+    if found is None:
+        compiled = clause.compile(dialect=dialect)
+        if any(bind.expanding for bind in compiled.binds.values()):
+            raise ValueError("a direct unit runs no expanding IN list: write the statement out for the count")
+        processors = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        names = list(compiled.positiontup) if compiled.positional else None
+        found = _compiled_cache[key] = (clause, compiled.string, names, processors)
+    return found[1:]
+
+
+@contextmanager
+def direct_unit(url: Optional[str] = None) -> Iterator[DirectUnit]:
+    """One unit of work like `session_scope` (committed on success, rolled
+    back on any error; on SQLite it begins with BEGIN IMMEDIATE), run as a
+    `DirectUnit`. A failure of the database comes out as SQLAlchemy's
+    exception (`sqlalchemy.exc.DBAPIError` and its kinds), as from a session,
+    and a connection the database dropped is not given back to the pool."""
+    engine = get_engine(url)
+    dialect = engine.dialect
+    connection = engine.raw_connection()  # a failure to connect is SQLAlchemy's already
+    cursor = None
+    try:
+        cursor = connection.cursor()
+        if dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        yield DirectUnit(engine, cursor)
+        connection.commit()
+    except dialect.dbapi.Error as error:
+        disconnected = dialect.is_disconnect(error, connection.dbapi_connection, cursor)
+        _roll_back(connection, disconnected)
+        raise DBAPIError.instance(
+            None, None, error, dialect.dbapi.Error, connection_invalidated=disconnected, dialect=dialect
+        ) from error
+    except BaseException:
+        _roll_back(connection, False)
+        raise
+    finally:
+        if cursor is not None:
+            try:
+                cursor.close()
+            except dialect.dbapi.Error:
+                pass
+        connection.close()  # back to the pool (or gone, if invalidated)
+
+
+def _roll_back(connection, disconnected: bool) -> None:  # noqa: ANN001
+    if disconnected:
+        connection.invalidate()
+        return
+    try:
+        connection.rollback()
+    except Exception:  # noqa: BLE001 - the connection is unusable: not pooled again
+        connection.invalidate()

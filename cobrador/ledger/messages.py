@@ -11,12 +11,15 @@ simulator reads.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Boolean, bindparam, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 
+from cobrador.ledger.db import DirectUnit
 from cobrador.ledger.models import PENDING_INBOUND_SQL, UNSENT_OUTBOUND_SQL, Message, utcnow
 
 INBOUND_PENDING = ("received", "processing")
@@ -56,6 +59,9 @@ def _view(row: Message) -> LoggedMessage:
 # built from the model anew at every execution (it is not cached), which cost
 # more than running it (the ingest's database work per message: 8 -> 3.5 ms
 # of CPU). They do not refresh ORM objects already loaded in the session.
+# The functions that run them take a session or a `db.DirectUnit` (the ingest
+# and the channel run them on the DB-API connection itself: `db.direct_unit`),
+# so none has an expanding IN list where a direct unit runs it.
 # This one does nothing when the MessageSid is already stored (ON CONFLICT:
 # PostgreSQL, and SQLite since 3.24).
 _NOW = bindparam("now", type_=Message.__table__.c.updated_at.type)
@@ -70,7 +76,7 @@ _INSERT_INBOUND = text(
 
 
 def record_inbound(
-    session: Session,
+    session: Session | DirectUnit,
     provider_sid: str,
     phone: str,
     body: str,
@@ -99,30 +105,54 @@ _LANGUAGES = text("SELECT phone, language FROM debtors WHERE phone IN :phones").
 )
 
 
-def languages(session: Session, phones: Iterable[str]) -> dict[str, str]:
+# Up to this many phones, the statement is written out for their count (one
+# per count, made once): a `db.DirectUnit` runs no expanding IN lists.
+_LANGUAGES_LISTED = 64
+
+
+@functools.cache
+def _languages_of(count: int) -> TextClause:
+    marks = ", ".join(f":p{n}" for n in range(count))
+    return text(f"SELECT phone, language FROM debtors WHERE phone IN ({marks})")  # noqa: S608 - marks only
+
+
+def languages(session: Session | DirectUnit, phones: Iterable[str]) -> dict[str, str]:
     """The language of each of these phones' debtors (unknown numbers are left out)."""
-    return {phone: language for phone, language in session.execute(_LANGUAGES, {"phones": list(phones)})}
+    listed = list(phones)
+    if not listed:
+        return {}
+    if len(listed) > _LANGUAGES_LISTED:
+        return {phone: language for phone, language in session.execute(_LANGUAGES, {"phones": listed})}
+    values = {f"p{n}": phone for n, phone in enumerate(listed)}
+    return {phone: language for phone, language in session.execute(_languages_of(len(listed)), values)}
 
 
 _SET_INBOUND_STATUS = text(
     "UPDATE messages SET status = :status, updated_at = :now WHERE provider_sid = :sid AND direction = 'inbound'"
 ).bindparams(_NOW)
-_CLAIM = (
-    "UPDATE messages SET status = 'processing', updated_at = :now"
-    " WHERE provider_sid = :sid AND direction = 'inbound' AND status IN :statuses"
-)
-_CLAIM_INBOUND = text(_CLAIM).bindparams(_NOW, bindparam("statuses", expanding=True))
-_CLAIM_UNCHANGED = text(_CLAIM + " AND updated_at < :since").bindparams(
-    _NOW, bindparam("statuses", expanding=True), bindparam("since", type_=_NOW.type)
-)
 
 
-def set_inbound_status(session: Session, provider_sid: str, status: str) -> None:
+@functools.cache
+def _claim(statuses: int, unchanged: bool) -> TextClause:
+    """The claim for a message in one of `statuses` (how many) statuses,
+    written out (`db.DirectUnit` runs no expanding IN lists); with
+    `unchanged`, only if nobody touched it since `:since`."""
+    marks = ", ".join(f":s{n}" for n in range(statuses))
+    sql = (
+        "UPDATE messages SET status = 'processing', updated_at = :now"  # noqa: S608 - placeholders only
+        f" WHERE provider_sid = :sid AND direction = 'inbound' AND status IN ({marks})"
+    )
+    if not unchanged:
+        return text(sql).bindparams(_NOW)
+    return text(sql + " AND updated_at < :since").bindparams(_NOW, bindparam("since", type_=_NOW.type))
+
+
+def set_inbound_status(session: Session | DirectUnit, provider_sid: str, status: str) -> None:
     session.execute(_SET_INBOUND_STATUS, {"status": status, "sid": provider_sid, "now": utcnow()})
 
 
 def claim_inbound(
-    session: Session,
+    session: Session | DirectUnit,
     provider_sid: str,
     from_statuses: Sequence[str] = ("received",),
     unchanged_since: Optional[dt.datetime] = None,
@@ -131,11 +161,11 @@ def claim_inbound(
     `from_statuses`; True for the one caller that wins it. This is what keeps a
     message from being answered twice when it reaches the bot by two ways (the
     ingest's forward and the sweep of stale messages)."""
-    values = {"sid": provider_sid, "statuses": list(from_statuses), "now": utcnow()}
+    values = {"sid": provider_sid, "now": utcnow(), **{f"s{n}": status for n, status in enumerate(from_statuses)}}
     if unchanged_since is None:
-        return session.execute(_CLAIM_INBOUND, values).rowcount == 1
+        return session.execute(_claim(len(from_statuses), False), values).rowcount == 1
     # A stale claim is taken over only if nobody touched it since.
-    return session.execute(_CLAIM_UNCHANGED, {**values, "since": unchanged_since}).rowcount == 1
+    return session.execute(_claim(len(from_statuses), True), {**values, "since": unchanged_since}).rowcount == 1
 
 
 _KEEP_CLAIMS = text(
@@ -251,7 +281,7 @@ _INSERT_OUTBOUND_RETURNING = text(_OUTBOUND + " RETURNING id").bindparams(_MEDIA
 
 
 def record_outbound(
-    session: Session,
+    session: Session | DirectUnit,
     phone: str,
     body: str,
     *,
@@ -272,8 +302,16 @@ def record_outbound(
     return int(session.execute(_INSERT_OUTBOUND, values).lastrowid)  # SQLite before 3.35 has no RETURNING
 
 
+# Only what is given changes (a NULL keeps the column's value).
+_MARK_OUTBOUND = text(
+    "UPDATE messages SET status = :status, provider_sid = COALESCE(:sid, provider_sid),"
+    " error_code = COALESCE(:error, error_code), template_sid = COALESCE(:template, template_sid), updated_at = :now"
+    " WHERE id = :id"
+).bindparams(_NOW)
+
+
 def mark_outbound(
-    session: Session,
+    session: Session | DirectUnit,
     message_id: int,
     status: str,
     *,
@@ -282,14 +320,11 @@ def mark_outbound(
     template_sid: Optional[str] = None,
 ) -> None:
     """Records what happened to an outbound message (sent with an SID, or failed)."""
-    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
-    if provider_sid:
-        values["provider_sid"] = provider_sid
-    if error_code:
-        values["error_code"] = error_code
-    if template_sid:
-        values["template_sid"] = template_sid
-    session.execute(update(Message).where(Message.id == message_id).values(**values))
+    values = {
+        "id": message_id, "status": status, "sid": provider_sid or None, "error": error_code or None,
+        "template": template_sid or None, "now": utcnow(),
+    }  # fmt: skip
+    session.execute(_MARK_OUTBOUND, values)
 
 
 def known_sids(session: Session, provider_sids: Iterable[str]) -> set[str]:
@@ -300,17 +335,39 @@ def known_sids(session: Session, provider_sids: Iterable[str]) -> set[str]:
     return set(session.execute(select(Message.provider_sid).where(Message.provider_sid.in_(sids))).scalars())
 
 
-def apply_status_callback(session: Session, provider_sid: str, status: str, error_code: Optional[str] = None) -> bool:
-    """A delivery status from Twilio; returns whether a message was updated."""
-    row = session.execute(select(Message).where(Message.provider_sid == provider_sid)).scalar_one_or_none()
-    if row is None or status not in _ORDER:
+# A status applies unless the message is further along (by `_ORDER`; a
+# message in none of its statuses, such as an inbound one, counts as before
+# them all), except a failure, which always does. A status (and error code)
+# it has already changes nothing, not even `updated_at`.
+_RANK = "CASE status " + " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in _ORDER.items()) + " ELSE -1 END"
+_STATUS_CALLBACK = text(
+    "UPDATE messages SET status = :status, error_code = COALESCE(:error, error_code), updated_at = :now"  # noqa: S608
+    f" WHERE provider_sid = :sid AND ({_RANK} <= :rank OR :failure)"  # constants only
+    " AND (status <> :status OR (:error IS NOT NULL AND (error_code IS NULL OR error_code <> :error)))"
+).bindparams(_NOW, bindparam("failure", type_=Boolean()))
+_IN_STATUS = text(
+    "SELECT 1 FROM messages WHERE provider_sid = :sid AND status = :status AND (:error IS NULL OR error_code = :error)"
+)
+
+
+def apply_status_callback(
+    session: Session | DirectUnit, provider_sid: str, status: str, error_code: Optional[str] = None
+) -> bool:
+    """A delivery status from Twilio, in one statement; returns whether the
+    message takes it (one already so counts, with nothing to change). A late
+    callback never moves a message backwards: a "sent" after "delivered" is
+    ignored; "failed" and "undelivered" always apply."""
+    if status not in _ORDER:
         return False
-    if _ORDER.get(row.status, -1) > _ORDER[status] and status not in ("failed", "undelivered"):
-        return False
-    row.status = status
-    if error_code:
-        row.error_code = error_code
-    return True
+    values = {
+        "sid": provider_sid, "status": status, "error": error_code or None, "rank": _ORDER[status],
+        "failure": status in ("failed", "undelivered"), "now": utcnow(),
+    }  # fmt: skip
+    if session.execute(_STATUS_CALLBACK, values).rowcount == 1:
+        return True
+    # Nothing changed: the message is already so, further along, or not there.
+    found = session.execute(_IN_STATUS, {"sid": provider_sid, "status": status, "error": error_code or None})
+    return any(True for _ in found)
 
 
 def conversation(session: Session, phone: str, after_id: int = 0, limit: int = 200) -> list[LoggedMessage]:

@@ -59,7 +59,7 @@ from cobrador.heap import frozen, keep_frozen
 from cobrador.language.commands import neutralize_command
 from cobrador.language.text import fold
 from cobrador.ledger import commands, messages
-from cobrador.ledger.db import session_scope
+from cobrador.ledger.db import direct_unit, session_scope
 from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
 from cobrador.whatsapp.forwarded import (
@@ -223,7 +223,7 @@ def finish_turns_to_send(
     logged (their `updated_at`, for `messages.renew_sending`). A crash before
     they are sent leaves them `sending` without a SID, for the resend sweep."""
     now = messages.utcnow()
-    with session_scope() as session:
+    with direct_unit() as session:
         logged = []
         for sid, replies in zip(sids, outboxes, strict=True):
             ids = [
@@ -237,7 +237,7 @@ def finish_turns_to_send(
 
 def record_outcomes(batches: Sequence[list[Outcome]]) -> list[None]:
     """What happened to sends (status and SID, or failed with the error), in one transaction."""
-    with session_scope() as session:
+    with direct_unit() as session:
         for outcomes in batches:
             for message_id, status, provider_sid, error, template in outcomes:
                 messages.mark_outbound(
@@ -272,7 +272,7 @@ def renew_sending(message_ids: Sequence[int], touched: dt.datetime) -> tuple[lis
 
 
 def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str], template: Optional[str]) -> None:
-    with session_scope() as session:
+    with direct_unit() as session:
         messages.mark_outbound(session, message_id, status, provider_sid=sid, error_code=error, template_sid=template)
 
 
@@ -290,7 +290,7 @@ def finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
 
 def finish_turns(sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]) -> list[None]:
     """`finish_turn` for turns that ended together, in one transaction."""
-    with session_scope() as session:
+    with direct_unit() as session:
         for sid, outbox in zip(sids, outboxes, strict=True):
             for phone, body, media, sender in outbox:
                 messages.record_outbound(session, phone, body, sender=sender, media=media)
@@ -304,7 +304,7 @@ def claim_for_turn(sid: str, phone: str, recovered: bool) -> Optional[str]:
     `processing` by the dead process are claimed again."""
 
     statuses = messages.INBOUND_PENDING if recovered else ("received",)
-    with session_scope() as session:
+    with direct_unit() as session:
         if not messages.claim_inbound(session, sid, statuses):
             return None
         return messages.languages(session, [phone]).get(phone) or "es"
@@ -520,7 +520,7 @@ def store_inbound_batch(inbounds: Sequence[Inbound], claimed: Sequence[bool] = (
     starts right away: the claim costs no transaction of its own) and come back
     with their debtor's language; the others are stored `received`."""
     claims = list(claimed) or [False] * len(inbounds)
-    with session_scope() as session:
+    with direct_unit() as session:
         new = [
             messages.record_inbound(session, i.sid, i.phone, i.body, i.media, "processing" if c else "received")
             for i, c in zip(inbounds, claims, strict=True)
@@ -1145,5 +1145,5 @@ def _pending() -> list[messages.LoggedMessage]:
 
 
 def _status_callback(sid: str, state: str, code: Optional[str]) -> None:
-    with session_scope() as session:
+    with direct_unit() as session:
         messages.apply_status_callback(session, sid, state, code)

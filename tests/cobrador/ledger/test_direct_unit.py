@@ -1,0 +1,142 @@
+"""`direct_unit`: the message log's statements run on the DB-API connection
+itself write the very rows a session writes, on SQLite and PostgreSQL; a unit
+commits whole or not at all, fails with SQLAlchemy's exceptions, takes
+SQLite's write lock up front, and never pools a connection the database dropped."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from cobrador.ledger import messages
+from cobrador.ledger.db import direct_unit, get_engine, session_scope
+from cobrador.ledger.models import Debtor, Message
+
+PHONES = ["+525550000001", "+15550000002", "+525550000003"]  # the last one is no debtor's
+
+
+def _debtors(ledger_url: str) -> None:
+    with session_scope(ledger_url) as session:
+        session.add(Debtor(phone=PHONES[0], name="Ana", language="es", timezone="America/Mexico_City"))
+        session.add(Debtor(phone=PHONES[1], name="Bob", language="en", timezone="America/New_York"))
+
+
+def _log(unit, prefix: str) -> tuple[list[bool], dict[str, str], list[int]]:  # noqa: ANN001
+    """The ingest's statements for three inbound messages, a replay and their replies."""
+    media = [{"url": "https://api.twilio.com/x/Media/ME1", "content_type": "image/jpeg"}]
+    new = [
+        messages.record_inbound(unit, f"{prefix}1", PHONES[0], "te pago el viernes ¡gracias! 🙏", [], "processing"),
+        messages.record_inbound(unit, f"{prefix}2", PHONES[1], "", media, "received"),
+        messages.record_inbound(unit, f"{prefix}3", PHONES[2], "x" * 5000, [], "received"),
+        messages.record_inbound(unit, f"{prefix}1", PHONES[0], "a replay", [], "received"),
+    ]
+    found = messages.languages(unit, PHONES)
+    ids = [
+        messages.record_outbound(unit, PHONES[0], "Hola, Ana. Le escribe Cobrador.", media=media),
+        messages.record_outbound(unit, PHONES[1], "Thank you!", sender="bot", status="sending"),
+    ]
+    messages.set_inbound_status(unit, f"{prefix}1", "processed")
+    return new, found, ids
+
+
+def _rows(ledger_url: str, prefix: str, ids: list[int]) -> list[tuple]:
+    with session_scope(ledger_url) as session:
+        inbound = session.scalars(
+            select(Message).where(Message.provider_sid.like(f"{prefix}%")).order_by(Message.provider_sid)
+        ).all()
+        outbound = session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)).all()
+        return [
+            (
+                m.provider_sid and m.provider_sid.removeprefix(prefix), m.debtor_id, m.phone, m.direction, m.body,
+                m.media, m.status, m.sender, m.template_sid, m.created_at.utcoffset(), m.created_at <= m.updated_at,
+            )
+            for m in [*inbound, *outbound]
+        ]  # fmt: skip
+
+
+def test_a_direct_unit_writes_the_rows_a_session_writes(ledger_url: str) -> None:
+    _debtors(ledger_url)
+    with session_scope(ledger_url) as session:
+        by_session = _log(session, "SMs")
+    with direct_unit(ledger_url) as unit:
+        directly = _log(unit, "SMd")
+    assert directly[0] == by_session[0] == [True, True, True, False]  # the replay changes nothing
+    assert directly[1] == by_session[1] == {PHONES[0]: "es", PHONES[1]: "en"}
+    assert _rows(ledger_url, "SMd", directly[2]) == _rows(ledger_url, "SMs", by_session[2])
+    assert len(_rows(ledger_url, "SMd", directly[2])) == 5
+    if ledger_url.startswith("sqlite"):  # stored alike, byte for byte where the values are alike
+        db = sqlite3.connect(ledger_url.removeprefix("sqlite:///"))
+        shapes = db.execute(
+            "SELECT substr(provider_sid, 1, 3), typeof(created_at), length(created_at), media FROM messages"
+            " WHERE direction = 'inbound' ORDER BY substr(provider_sid, 4)"
+        ).fetchall()
+        assert [s[1:] for s in shapes[0::2]] == [s[1:] for s in shapes[1::2]]
+        db.close()
+
+
+def test_more_phones_than_written_out_are_looked_up_too(ledger_url: str) -> None:
+    _debtors(ledger_url)
+    many = [f"+5255600{n:05d}" for n in range(70)] + PHONES
+    with direct_unit(ledger_url) as unit:
+        assert messages.languages(unit, PHONES[:1]) == {PHONES[0]: "es"}
+    with session_scope(ledger_url) as session:
+        assert messages.languages(session, many) == {PHONES[0]: "es", PHONES[1]: "en"}
+        assert messages.languages(session, []) == {}
+
+
+def test_a_unit_that_fails_leaves_nothing_and_fails_as_sqlalchemy_does(ledger_url: str) -> None:
+    _debtors(ledger_url)
+    with pytest.raises(RuntimeError), direct_unit(ledger_url) as unit:
+        messages.record_inbound(unit, "SMgone", PHONES[0], "hola")
+        raise RuntimeError("the caller failed")
+    with pytest.raises(IntegrityError), direct_unit(ledger_url) as unit:
+        messages.record_inbound(unit, "SMgone2", PHONES[0], "hola")
+        unit.execute(text("INSERT INTO debtors (phone) VALUES (:phone)"), {"phone": PHONES[0]})  # NOT NULLs, unique
+    with session_scope(ledger_url) as session:
+        assert session.scalars(select(Message.provider_sid)).all() == []
+    with direct_unit(ledger_url) as unit:  # the pool's connections are fine
+        assert messages.record_inbound(unit, "SMgone", PHONES[0], "hola")
+    with pytest.raises(ValueError, match="expanding"), direct_unit(ledger_url) as unit:
+        messages.languages(unit, [f"+5255600{n:05d}" for n in range(65)])
+
+
+def test_on_sqlite_a_direct_unit_holds_the_write_lock_from_its_start(sqlite_url: str) -> None:
+    get_engine(sqlite_url)
+    with session_scope(sqlite_url) as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+    with direct_unit(sqlite_url):
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # let go at its end
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_a_database_that_cannot_be_reached_fails_as_sqlalchemy_does(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(OperationalError), direct_unit("postgresql://postgres@127.0.0.1:1/nothing"):
+        pass
+    with pytest.raises(OperationalError), direct_unit(f"sqlite:///{tmp_path}"):  # a folder
+        pass
+
+
+def test_a_connection_the_database_dropped_mid_unit_is_not_pooled_again(postgres_url: str) -> None:
+    get_engine(postgres_url).dispose()
+    admin = create_engine(postgres_url, future=True, isolation_level="AUTOCOMMIT")
+    with session_scope(postgres_url) as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+    with pytest.raises(DBAPIError) as failure, direct_unit(postgres_url) as unit:
+        pid = unit.execute(text("SELECT pg_backend_pid()"), {}).scalar_one()
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        unit.execute(text("INSERT INTO t (x) VALUES (:x)"), {"x": 1})
+    assert failure.value.connection_invalidated
+    with direct_unit(postgres_url) as unit:  # a new connection, not the dead one
+        assert unit.execute(text("SELECT pg_backend_pid()"), {}).scalar_one() != pid
+        unit.execute(text("INSERT INTO t (x) VALUES (:x)"), {"x": 2})
+    with session_scope(postgres_url) as session:
+        assert session.execute(text("SELECT x FROM t")).scalars().all() == [2]
+    admin.dispose()
