@@ -116,6 +116,10 @@ def percentile(values: list[float], pct: float) -> float:
 class Ledger:
     """Read-only queries of the message log (plain sqlite3: never takes the write lock)."""
 
+    # inotify tells of a commit as SQLite writes it to the log, which can be
+    # before it can be read: each change is looked at once more this much later.
+    recheck_after: Optional[float] = 0.001
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.local = threading.local()
@@ -152,6 +156,9 @@ class PostgresLedger:
     """The same queries on PostgreSQL, with psycopg2 itself (one connection
     per client thread): the client's polling should cost the shared cores as
     little as on SQLite."""
+
+    # A notification comes after its commit: no second look.
+    recheck_after: Optional[float] = None
 
     def __init__(self, url: str) -> None:
         self.dsn = url
@@ -221,10 +228,10 @@ class Poller:
     on SQLite's write-ahead log (every commit writes it), or LISTEN on
     PostgreSQL (a trigger in the bench's scratch database notifies each
     processed message). On each change it runs one query for all the turns
-    it waits for, and one more `recheck_after` later (SQLite's inotify comes
-    as the commit is written to the log, which can be before it is visible);
-    changes that come while a query runs are answered by the next one. (It
-    also looks every `longest_tick`, should a change be missed.)"""
+    it waits for, and on SQLite one more `recheck_after` later (its inotify
+    comes as the commit is written to the log, which can be before it is
+    visible); changes that come while a query runs are answered by the next
+    one. (It also looks every `longest_tick`, should a change be missed.)"""
 
     def __init__(self, ledger, longest_tick: float = 0.05) -> None:
         self.ledger = ledger
@@ -232,7 +239,7 @@ class Poller:
         # SQLite writes a commit to its log before the commit can be read:
         # a query run at once on the change may miss it, so each change is
         # looked at once more shortly after (unless another change comes first).
-        self.recheck_after = 0.001
+        self.recheck_after = ledger.recheck_after
         self.waiting: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
 
@@ -247,7 +254,7 @@ class Poller:
         while True:
             try:
                 await asyncio.wait_for(self.changed.wait(), self.recheck_after if recheck else self.longest_tick)
-                recheck = True
+                recheck = self.recheck_after is not None
             except asyncio.TimeoutError:
                 recheck = False
             self.changed.clear()

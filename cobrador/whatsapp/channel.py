@@ -533,8 +533,20 @@ def store_inbound_batch(inbounds: Sequence[Inbound], claimed: Sequence[bool] = (
     ]
 
 
-def record_status(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> tuple[int, str]:
-    """A signed delivery-status callback applied to the message log."""
+@dataclass(frozen=True)
+class StatusCallback:
+    """A signed delivery-status callback, checked, to be applied."""
+
+    sid: str
+    state: str
+    code: Optional[str]
+
+
+def screen_status(
+    validator: RequestValidator, url: str, raw_body: bytes, signature: str
+) -> tuple[int, str] | StatusCallback:
+    """A delivery-status callback checked (no I/O): the callback, or the
+    answer that refuses it."""
     try:
         form = parse_form(raw_body)
     except UnicodeDecodeError:
@@ -546,8 +558,24 @@ def record_status(validator: RequestValidator, url: str, raw_body: bytes, signat
     code = (form.get("ErrorCode") or [""])[0] or None
     if not sid or not state:
         return 400, "MessageSid and MessageStatus are required"
-    _status_callback(sid, state, code)
+    return StatusCallback(sid, state, code)
+
+
+def record_status(validator: RequestValidator, url: str, raw_body: bytes, signature: str) -> tuple[int, str]:
+    """A signed delivery-status callback applied to the message log."""
+    screened = screen_status(validator, url, raw_body, signature)
+    if not isinstance(screened, StatusCallback):
+        return screened
+    record_callbacks([screened.sid], [screened.state], [screened.code])
     return 204, ""
+
+
+def record_callbacks(sids: Sequence[str], states: Sequence[str], codes: Sequence[Optional[str]]) -> list[None]:
+    """Delivery callbacks that came together, applied in one transaction."""
+    with direct_unit() as session:
+        for sid, state, code in zip(sids, states, codes, strict=True):
+            messages.apply_status_callback(session, sid, state, code)
+    return [None] * len(sids)
 
 
 def media_document(settings: ChannelSettings, token: str) -> tuple[int, bytes | str]:
@@ -1142,8 +1170,3 @@ def _record_opt_out(phone: str, keyword: str) -> bool:
 def _pending() -> list[messages.LoggedMessage]:
     with session_scope() as session:
         return messages.pending_inbound(session)
-
-
-def _status_callback(sid: str, state: str, code: Optional[str]) -> None:
-    with direct_unit() as session:
-        messages.apply_status_callback(session, sid, state, code)

@@ -63,6 +63,7 @@ from cobrador.whatsapp.channel import (
     HeldClaims,
     Inbound,
     Outcome,
+    StatusCallback,
     WhatsAppOutput,
     claim_for_turn,
     claim_unsent,
@@ -74,11 +75,12 @@ from cobrador.whatsapp.channel import (
     media_document,
     opt_out,
     public_url,
+    record_callbacks,
     record_outcomes,
-    record_status,
     release_claim,
     renew_sending,
     screen,
+    screen_status,
     store_inbound_batch,
 )
 from cobrador.whatsapp.forwarded import covered
@@ -275,6 +277,7 @@ class Ingest:
         # Twilio mode: the replies logged with the "processed" mark, then what happened to their sends.
         self.finishes_to_send = GroupWriter(self.pool, TURN, finish_turns_to_send)
         self.outcomes = GroupWriter(self.pool, TURN, record_outcomes)
+        self.callbacks = GroupWriter(self.pool, ACK, record_callbacks)
         self.sending: dict[str, asyncio.Task] = {}  # last send per debtor, to keep the replies in order
         self.resend_seconds = float(os.environ.get("COBRADOR_RESEND_SECONDS", "60"))
         self.unsent_after = float(os.environ.get("COBRADOR_UNSENT_AFTER_SECONDS", "300"))
@@ -412,15 +415,21 @@ class Ingest:
         return web.Response(status=admission.status, text=admission.text, content_type=admission.content_type)
 
     async def status(self, request: web.Request) -> web.Response:
+        """Twilio's delivery callbacks (two or three for each reply): checked
+        on the loop, applied in group commits like the acknowledgements."""
         raw = await request.read()
         url = public_url(self.settings, request.path, request.query_string)
         signature = request.headers.get("X-Twilio-Signature", "")
+        screened = screen_status(self.validator, url, raw, signature)  # no I/O: on the loop
+        if not isinstance(screened, StatusCallback):
+            code, text = screened
+            return web.Response(status=code, text=text)
         try:
-            code, text = await self.pool.run(ACK, record_status, self.validator, url, raw, signature)
+            await self.callbacks.submit(screened.sid, screened.state, screened.code)
         except SQLAlchemyError:
             logger.exception("the status could not be stored")
             return _store_failed()
-        return web.Response(status=code, text=text or None)
+        return web.Response(status=204)
 
     async def media(self, request: web.Request) -> web.Response:
         code, content = await self.pool.run(MEDIA, media_document, self.settings, request.match_info["token"])

@@ -1146,3 +1146,45 @@ def test_on_the_way_out_the_ingest_lets_the_turns_under_way_end_for_a_while(
     else:
         assert (status, stopped) == ("processing", pytest.approx(drain, abs=0.7))  # for the sweep
         assert outbound_rows(ledger_url, phone) == []
+
+
+def test_delivery_callbacks_are_checked_then_applied_together_and_one_that_fails_costs_no_other(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio's callbacks (two or three for each reply) come in bursts: 30 at
+    once are each applied (in group commits), a late "sent" does not undo
+    "delivered", forged, tampered and incomplete ones are refused before the
+    database, and one the database cannot take gets 503 alone."""
+    from cobrador.ledger import messages as message_log
+
+    sids = [f"SM{n:032x}" for n in range(30)]
+    with session_scope() as session:
+        for sid in sids:
+            message_id = message_log.record_outbound(session, "+525550000001", "Hola", status="sending")
+            message_log.mark_outbound(session, message_id, "queued", provider_sid=sid)
+    real = ingest_module.record_callbacks
+
+    def failing_for_poison(sids_, states, codes):  # noqa: ANN001, ANN202
+        if "SMpoison" in sids_:
+            raise OperationalError("UPDATE messages", {}, Exception("simulated failure"))
+        return real(sids_, states, codes)
+
+    monkeypatch.setattr(ingest_module, "record_callbacks", failing_for_poison)
+    with running_ingest(ledger_url, monkeypatch) as base:
+        url = base + "/webhooks/whatsapp/status"
+
+        def signed(sid: str, status: str) -> tuple[dict, str]:
+            return signed_form(TOKEN, url, {"MessageSid": sid, "MessageStatus": status})
+
+        answers = post_all(url, [signed(sid, "delivered") for sid in sids] + [signed("SMpoison", "sent")])
+        assert [a.status_code for a in answers] == [204] * 30 + [503]
+        assert all(a.status_code == 204 for a in post_all(url, [signed(sid, "sent") for sid in sids[:10]]))
+        forged = signed_form("not-the-token", url, {"MessageSid": sids[0], "MessageStatus": "failed"})
+        tampered = ({**signed(sids[1], "read")[0], "MessageStatus": "failed"}, signed(sids[1], "read")[1])
+        incomplete = signed(sids[2], "")
+        codes = [a.status_code for a in post_all(url, [forged, tampered, incomplete])]
+        assert codes == [403, 403, 400]
+    with session_scope() as session:
+        found = select(Message.provider_sid, Message.status).where(Message.provider_sid.in_(sids))
+        statuses = dict(session.execute(found).all())
+    assert statuses == {sid: "delivered" for sid in sids}
