@@ -8,8 +8,9 @@ end of its turn in local mode (two replies logged with the "processed" mark),
 the outcome of the two sends (Twilio mode), and three delivery callbacks per
 reply (sent, delivered, read: what Twilio posts for each message it sends).
 Rounds alternate the two kinds. Prints the CPU and wall-clock milliseconds
-per unit of each, on a SQLite file or `--postgres URL` (a scratch database
-there). Run with `.venv/bin/python bench/message_log.py [--postgres URL]`.
+per unit of each (and on PostgreSQL the CPU of its server's processes on
+this machine, from /proc), on a SQLite file or `--postgres URL` (a scratch
+database there). Run with `.venv/bin/python bench/message_log.py [--postgres URL]`.
 """
 
 from __future__ import annotations
@@ -37,11 +38,34 @@ UNITS = {"session": session_scope, "direct": direct_unit}
 REPLIES = ["Hola, Ana. Le escribe Cobrador de parte de Banco Ejemplo.", "¿Me confirma su nombre completo, por favor?"]
 
 
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu() -> float:
+    """CPU seconds of the PostgreSQL server's processes so far (0 without one here)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith("postgres"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+    return total
+
+
 def timed(work, count: int, into: dict, name: str) -> None:  # noqa: ANN001
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, server = time.process_time(), time.perf_counter(), server_cpu()
     work()
     into.setdefault(name, []).append(
-        ((time.process_time() - cpu) / count * 1000, (time.perf_counter() - wall) / count * 1000)
+        (
+            (time.process_time() - cpu) / count * 1000,
+            (time.perf_counter() - wall) / count * 1000,
+            (server_cpu() - server) / count * 1000,
+        )
     )
 
 
@@ -122,15 +146,18 @@ def main() -> int:
             for kind in ("session", "direct") if round_ % 2 == 0 else ("direct", "session"):
                 one_round(UNITS[kind], f"{kind[0]}{round_:02d}", args.messages, figures[kind])
         dispose_engines()
-    print(f"{'PostgreSQL' if args.postgres else 'SQLite'}: ms per unit of work, CPU / wall-clock (median of rounds)")
+    server = " / the server's CPU" if args.postgres else ""
+    print(
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}: ms per unit of work, CPU / wall-clock{server} "
+        "(median of rounds)"
+    )
     for name in figures["session"]:
         line = [f"{name:>26}:"]
         for kind in UNITS:
             if name not in figures[kind]:
                 continue
-            cpu = statistics.median(c for c, _ in figures[kind][name])
-            wall = statistics.median(w for _, w in figures[kind][name])
-            line.append(f"{kind} {cpu:.3f} / {wall:.3f}")
+            cpu, wall, by_server = (statistics.median(f[n] for f in figures[kind][name]) for n in range(3))
+            line.append(f"{kind} {cpu:.3f} / {wall:.3f}" + (f" / {by_server:.3f}" if args.postgres else ""))
         print("  ".join(line), flush=True)
     return 0
 
