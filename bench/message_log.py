@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
+from bench.whatsapp import CpuMeter  # noqa: E402
 from cobrador.devstack import scratch_postgres  # noqa: E402
 from cobrador.ledger import messages  # noqa: E402
 from cobrador.ledger.db import direct_unit, dispose_engines, session_scope  # noqa: E402
@@ -38,33 +39,14 @@ UNITS = {"session": session_scope, "direct": direct_unit}
 REPLIES = ["Hola, Ana. Le escribe Cobrador de parte de Banco Ejemplo.", "¿Me confirma su nombre completo, por favor?"]
 
 
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu() -> float:
-    """CPU seconds of the PostgreSQL server's processes so far (0 without one here)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if not (entry / "comm").read_text().startswith("postgres"):
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-    return total
-
-
 def timed(work, count: int, into: dict, name: str) -> None:  # noqa: ANN001
-    cpu, wall, server = time.process_time(), time.perf_counter(), server_cpu()
+    cpu, wall, server = time.process_time(), time.perf_counter(), CpuMeter.postgres_seconds()
     work()
     into.setdefault(name, []).append(
         (
             (time.process_time() - cpu) / count * 1000,
             (time.perf_counter() - wall) / count * 1000,
-            (server_cpu() - server) / count * 1000,
+            (CpuMeter.postgres_seconds() - server) / count * 1000,
         )
     )
 

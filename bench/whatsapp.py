@@ -78,8 +78,10 @@ class CpuMeter:
                     continue
         return pids
 
-    def _postgres(self) -> float:
-        return sum(self._pid_seconds(pid) for pid in self.postgres_pids())
+    @staticmethod
+    def postgres_seconds() -> float:
+        """CPU seconds of the PostgreSQL server's processes on this machine so far."""
+        return sum(CpuMeter._pid_seconds(pid) for pid in CpuMeter.postgres_pids())
 
     def _workers(self) -> float:
         """The ingest's NLU worker (and any other process the ingest started)."""
@@ -94,7 +96,7 @@ class CpuMeter:
         shot = {name: self._pid_seconds(pid) for name, pid in self.pids.items()}
         shot["nlu-worker"] = self._workers()
         shot["client"] = times.user + times.system
-        shot["postgres"] = self._postgres()
+        shot["postgres"] = self.postgres_seconds()
         return shot
 
     @staticmethod

@@ -199,8 +199,8 @@ class DirectUnit:
     """A unit of work on the pooled DB-API connection itself (`direct_unit`),
     for the message log's statements on every WhatsApp message's path (the
     store, claims, the end of a turn, send outcomes, delivery callbacks). It
-    runs SQL text (`sqlalchemy.text`, no expanding IN lists) compiled once
-    per dialect, with the values converted by the very bind processors
+    runs SQL text (`sqlalchemy.text`, IN lists expanded as SQLAlchemy does)
+    compiled once per dialect, with the values converted by the very bind processors
     SQLAlchemy would use (JSON, dates), so the rows are the same; what it
     skips is the Session's and the Connection's bookkeeping around each
     statement, which cost two to three times the statements themselves. A
@@ -215,10 +215,29 @@ class DirectUnit:
         return self.engine
 
     def execute(self, clause: TextClause, params: dict) -> DirectResult:
-        sql, names, processors = _compiled(clause, self.engine.dialect)
+        sql, names, processors, expanding = _compiled(clause, self.engine.dialect)
         values = {name: processors[name](params[name]) if name in processors else params[name] for name in params}
-        if names is not None:  # positional paramstyle (SQLite's qmark)
-            self.cursor.execute(sql, [values[name] for name in names])
+        for name in expanding:  # an IN list: one placeholder per value, as SQLAlchemy renders it
+            items = list(params[name])
+            if not items:
+                raise ValueError(f"an empty IN list ({name}): nothing to look for")
+            if name in processors:
+                items = [processors[name](item) for item in items]
+            token = f"__[POSTCOMPILE_{name}]"
+            if names is not None:
+                sql = sql.replace(token, ", ".join("?" * len(items)))
+                values[name] = items
+            else:
+                sql = sql.replace(token, ", ".join(f"%({name}_{n})s" for n in range(len(items))))
+                values.update((f"{name}_{n}", item) for n, item in enumerate(items))
+        if names is not None:  # positional paramstyle (SQLite's qmark): an IN list's values where it stands
+            positional = []
+            for name in names:
+                if name in expanding:
+                    positional.extend(values[name])
+                else:
+                    positional.append(values[name])
+            self.cursor.execute(sql, positional)
         else:
             self.cursor.execute(sql, values)
         return DirectResult(self.cursor)
@@ -226,25 +245,25 @@ class DirectUnit:
 
 # Per statement (module constants, so their ids stay theirs: each entry
 # keeps its statement alive) and dialect.
-_compiled_cache: dict[tuple[int, str], tuple[TextClause, str, Optional[list[str]], dict[str, Callable]]] = {}
+_compiled_cache: dict[tuple[int, str], tuple[TextClause, str, Optional[list[str]], dict[str, Callable], set[str]]] = {}
 
 
-def _compiled(clause: TextClause, dialect) -> tuple[str, Optional[list[str]], dict[str, Callable]]:  # noqa: ANN001
+def _compiled(clause: TextClause, dialect) -> tuple[str, Optional[list[str]], dict[str, Callable], set[str]]:  # noqa: ANN001
     """The SQL of `clause` for `dialect`, its parameters' order (None for a
-    named paramstyle) and their bind processors, made once."""
+    named paramstyle), their bind processors (an IN list's: of each value)
+    and the names of its IN lists, made once."""
     key = (id(clause), dialect.name)
     found = _compiled_cache.get(key)
     if found is None:
         compiled = clause.compile(dialect=dialect)
-        if any(bind.expanding for bind in compiled.binds.values()):
-            raise ValueError("a direct unit runs no expanding IN list: write the statement out for the count")
         processors = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
+        expanding = {name for name, bind in compiled.binds.items() if bind.expanding}
         names = list(compiled.positiontup) if compiled.positional else None
-        found = _compiled_cache[key] = (clause, compiled.string, names, processors)
+        found = _compiled_cache[key] = (clause, compiled.string, names, processors, expanding)
     return found[1:]
 
 

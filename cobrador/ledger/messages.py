@@ -11,13 +11,11 @@ simulator reads.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 from sqlalchemy import Boolean, bindparam, select, text, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import TextClause
 
 from cobrador.ledger.db import DirectUnit
 from cobrador.ledger.models import PENDING_INBOUND_SQL, UNSENT_OUTBOUND_SQL, Message, utcnow
@@ -60,8 +58,7 @@ def _view(row: Message) -> LoggedMessage:
 # more than running it (the ingest's database work per message: 8 -> 3.5 ms
 # of CPU). They do not refresh ORM objects already loaded in the session.
 # The functions that run them take a session or a `db.DirectUnit` (the ingest
-# and the channel run them on the DB-API connection itself: `db.direct_unit`),
-# so none has an expanding IN list where a direct unit runs it.
+# and the channel run them on the DB-API connection itself: `db.direct_unit`).
 # This one does nothing when the MessageSid is already stored (ON CONFLICT:
 # PostgreSQL, and SQLite since 3.24).
 _NOW = bindparam("now", type_=Message.__table__.c.updated_at.type)
@@ -105,26 +102,9 @@ _LANGUAGES = text("SELECT phone, language FROM debtors WHERE phone IN :phones").
 )
 
 
-# Up to this many phones, the statement is written out for their count (one
-# per count, made once): a `db.DirectUnit` runs no expanding IN lists.
-_LANGUAGES_LISTED = 64
-
-
-@functools.cache
-def _languages_of(count: int) -> TextClause:
-    marks = ", ".join(f":p{n}" for n in range(count))
-    return text(f"SELECT phone, language FROM debtors WHERE phone IN ({marks})")  # noqa: S608 - marks only
-
-
 def languages(session: Session | DirectUnit, phones: Iterable[str]) -> dict[str, str]:
     """The language of each of these phones' debtors (unknown numbers are left out)."""
-    listed = list(phones)
-    if not listed:
-        return {}
-    if len(listed) > _LANGUAGES_LISTED:
-        return {phone: language for phone, language in session.execute(_LANGUAGES, {"phones": listed})}
-    values = {f"p{n}": phone for n, phone in enumerate(listed)}
-    return {phone: language for phone, language in session.execute(_languages_of(len(listed)), values)}
+    return {phone: language for phone, language in session.execute(_LANGUAGES, {"phones": list(phones)})}
 
 
 _SET_INBOUND_STATUS = text(
@@ -132,19 +112,14 @@ _SET_INBOUND_STATUS = text(
 ).bindparams(_NOW)
 
 
-@functools.cache
-def _claim(statuses: int, unchanged: bool) -> TextClause:
-    """The claim for a message in one of `statuses` (how many) statuses,
-    written out (`db.DirectUnit` runs no expanding IN lists); with
-    `unchanged`, only if nobody touched it since `:since`."""
-    marks = ", ".join(f":s{n}" for n in range(statuses))
-    sql = (
-        "UPDATE messages SET status = 'processing', updated_at = :now"  # noqa: S608 - placeholders only
-        f" WHERE provider_sid = :sid AND direction = 'inbound' AND status IN ({marks})"
-    )
-    if not unchanged:
-        return text(sql).bindparams(_NOW)
-    return text(sql + " AND updated_at < :since").bindparams(_NOW, bindparam("since", type_=_NOW.type))
+_CLAIM = (
+    "UPDATE messages SET status = 'processing', updated_at = :now"
+    " WHERE provider_sid = :sid AND direction = 'inbound' AND status IN :statuses"
+)
+_CLAIM_INBOUND = text(_CLAIM).bindparams(_NOW, bindparam("statuses", expanding=True))
+_CLAIM_UNCHANGED = text(_CLAIM + " AND updated_at < :since").bindparams(
+    _NOW, bindparam("statuses", expanding=True), bindparam("since", type_=_NOW.type)
+)
 
 
 def set_inbound_status(session: Session | DirectUnit, provider_sid: str, status: str) -> None:
@@ -161,11 +136,11 @@ def claim_inbound(
     `from_statuses`; True for the one caller that wins it. This is what keeps a
     message from being answered twice when it reaches the bot by two ways (the
     ingest's forward and the sweep of stale messages)."""
-    values = {"sid": provider_sid, "now": utcnow(), **{f"s{n}": status for n, status in enumerate(from_statuses)}}
+    values = {"sid": provider_sid, "statuses": list(from_statuses), "now": utcnow()}
     if unchanged_since is None:
-        return session.execute(_claim(len(from_statuses), False), values).rowcount == 1
+        return session.execute(_CLAIM_INBOUND, values).rowcount == 1
     # A stale claim is taken over only if nobody touched it since.
-    return session.execute(_claim(len(from_statuses), True), {**values, "since": unchanged_since}).rowcount == 1
+    return session.execute(_CLAIM_UNCHANGED, {**values, "since": unchanged_since}).rowcount == 1
 
 
 _KEEP_CLAIMS = text(

@@ -77,14 +77,18 @@ def test_a_direct_unit_writes_the_rows_a_session_writes(ledger_url: str) -> None
         db.close()
 
 
-def test_more_phones_than_written_out_are_looked_up_too(ledger_url: str) -> None:
+def test_in_lists_are_expanded_as_a_session_expands_them(ledger_url: str) -> None:
     _debtors(ledger_url)
     many = [f"+5255600{n:05d}" for n in range(70)] + PHONES
-    with direct_unit(ledger_url) as unit:
-        assert messages.languages(unit, PHONES[:1]) == {PHONES[0]: "es"}
     with session_scope(ledger_url) as session:
-        assert messages.languages(session, many) == {PHONES[0]: "es", PHONES[1]: "en"}
-        assert messages.languages(session, []) == {}
+        by_session = messages.languages(session, many)
+    with direct_unit(ledger_url) as unit:  # an IN list beside other parameters, on either side of them
+        assert messages.languages(unit, many) == by_session == {PHONES[0]: "es", PHONES[1]: "en"}
+        assert messages.languages(unit, PHONES[:1]) == {PHONES[0]: "es"}
+        messages.record_inbound(unit, "SMlist", PHONES[0], "hola")
+        assert messages.claim_inbound(unit, "SMlist", messages.INBOUND_PENDING)
+    with pytest.raises(ValueError, match="empty IN list"), direct_unit(ledger_url) as unit:
+        messages.languages(unit, [])
 
 
 def test_a_unit_that_fails_leaves_nothing_and_fails_as_sqlalchemy_does(ledger_url: str) -> None:
@@ -99,8 +103,6 @@ def test_a_unit_that_fails_leaves_nothing_and_fails_as_sqlalchemy_does(ledger_ur
         assert session.scalars(select(Message.provider_sid)).all() == []
     with direct_unit(ledger_url) as unit:  # the pool's connections are fine
         assert messages.record_inbound(unit, "SMgone", PHONES[0], "hola")
-    with pytest.raises(ValueError, match="expanding"), direct_unit(ledger_url) as unit:
-        messages.languages(unit, [f"+5255600{n:05d}" for n in range(65)])
 
 
 def test_on_sqlite_a_direct_unit_holds_the_write_lock_from_its_start(sqlite_url: str) -> None:
