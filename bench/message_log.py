@@ -1,13 +1,15 @@
 """Benchmark: the message log's units of work on every WhatsApp message's
-path, run through an ORM session (`session_scope`) and on the DB-API
-connection itself (`direct_unit`, what the ingest and the channel use).
+path, run through an ORM session (`session_scope`), on the DB-API
+connection itself (`direct_unit`), and as the ingest runs the store and the
+end of a turn (`batch`: one statement each on PostgreSQL, in a
+`direct_unit(one_statement=True)`; on SQLite the statements of `direct`).
 
 Per round and unit kind, for `--messages` debtors' messages: the store of an
 inbound message claimed for its turn (the acknowledgement's transaction), the
 end of its turn in local mode (two replies logged with the "processed" mark),
 the outcome of the two sends (Twilio mode), and three delivery callbacks per
 reply (sent, delivered, read: what Twilio posts for each message it sends).
-Rounds alternate the two kinds. Prints the CPU and wall-clock milliseconds
+Rounds alternate the order of the kinds. Prints the CPU and wall-clock milliseconds
 per unit of each (and on PostgreSQL the CPU of its server's processes on
 this machine, from /proc), on a SQLite file or `--postgres URL` (a scratch
 database there). Run with `.venv/bin/python bench/message_log.py [--postgres URL]`.
@@ -32,10 +34,10 @@ from sqlalchemy import select  # noqa: E402
 from bench.whatsapp import CpuMeter  # noqa: E402
 from cobrador.devstack import scratch_postgres  # noqa: E402
 from cobrador.ledger import messages  # noqa: E402
-from cobrador.ledger.db import direct_unit, dispose_engines, session_scope  # noqa: E402
+from cobrador.ledger.db import direct_unit, dispose_engines, get_engine, session_scope  # noqa: E402
 from cobrador.ledger.models import Message  # noqa: E402
 
-UNITS = {"session": session_scope, "direct": direct_unit}
+UNITS = {"session": session_scope, "direct": direct_unit, "batch": direct_unit}
 REPLIES = ["Hola, Ana. Le escribe Cobrador de parte de Banco Ejemplo.", "¿Me confirma su nombre completo, por favor?"]
 
 
@@ -51,12 +53,21 @@ def timed(work, count: int, into: dict, name: str) -> None:  # noqa: ANN001
     )
 
 
-def one_round(unit, tag: str, count: int, into: dict) -> None:  # noqa: ANN001
+def one_round(unit, tag: str, count: int, into: dict, batch: bool = False) -> None:  # noqa: ANN001
+    """`batch`: the store and the end of a turn as the ingest runs them
+    (`messages.store_inbound_many`, `finish_turns_many`: one statement each
+    on PostgreSQL, its own transaction; on SQLite the same statements as
+    `direct`), for one message at a time."""
     sids = [f"SM{tag}{n:030d}" for n in range(count)]
     phones = [f"+5255{n % 50:08d}" for n in range(count)]
+    one = messages.one_statement(get_engine(), 1)
 
     def store() -> None:
         for sid, phone in zip(sids, phones, strict=True):
+            if batch:
+                with direct_unit(one_statement=one) as session:
+                    messages.store_inbound_many(session, [(sid, phone, "te pago el viernes", [], "processing")], [sid])
+                continue
             with unit() as session:
                 messages.record_inbound(session, sid, phone, "te pago el viernes", [], "processing")
                 messages.languages(session, [phone])
@@ -65,6 +76,11 @@ def one_round(unit, tag: str, count: int, into: dict) -> None:  # noqa: ANN001
 
     def finish() -> None:
         for sid, phone in zip(sids, phones, strict=True):
+            if batch:
+                with direct_unit(one_statement=one) as session:
+                    turn = [(phone, body, [], "bot") for body in REPLIES]
+                    ids.extend(messages.finish_turns_many(session, [(sid, turn)], "sending"))
+                continue
             with unit() as session:
                 ids.append([messages.record_outbound(session, phone, body, status="sending") for body in REPLIES])
                 messages.set_inbound_status(session, sid, "processed")
@@ -125,8 +141,9 @@ def main() -> int:
         one_round(session_scope, "w1", 50, {})
         figures: dict[str, dict] = {kind: {} for kind in UNITS}
         for round_ in range(args.rounds):
-            for kind in ("session", "direct") if round_ % 2 == 0 else ("direct", "session"):
-                one_round(UNITS[kind], f"{kind[0]}{round_:02d}", args.messages, figures[kind])
+            order = list(UNITS) if round_ % 2 == 0 else list(reversed(UNITS))
+            for kind in order:
+                one_round(UNITS[kind], f"{kind[0]}{round_:02d}", args.messages, figures[kind], kind == "batch")
         dispose_engines()
     server = " / the server's CPU" if args.postgres else ""
     print(

@@ -165,10 +165,14 @@ class PostgresLedger:
     def __init__(self, url: str) -> None:
         self.dsn = url
         self.local = threading.local()
+        # What the notifications told: each processed message's seconds from
+        # stored to processed, so the client need not ask.
+        self.finished: dict[str, float] = {}
 
     def watch(self, loop: asyncio.AbstractEventLoop, changed) -> None:  # noqa: ANN001
         """`changed()` whenever a message is marked processed: a trigger in
-        the bench's scratch database notifies, this connection listens."""
+        the bench's scratch database notifies (with the MessageSid and the
+        turn's seconds, read into `finished`), this connection listens."""
         import psycopg2
 
         listener = psycopg2.connect(self.dsn)
@@ -176,7 +180,8 @@ class PostgresLedger:
         with listener.cursor() as cursor:
             cursor.execute(
                 "CREATE OR REPLACE FUNCTION bench_turn_done() RETURNS trigger AS $$ "
-                "BEGIN PERFORM pg_notify('bench_turns', ''); RETURN NULL; END $$ LANGUAGE plpgsql"
+                "BEGIN PERFORM pg_notify('bench_turns', NEW.provider_sid || ' ' || "
+                "EXTRACT(EPOCH FROM NEW.updated_at - NEW.created_at)::text); RETURN NULL; END $$ LANGUAGE plpgsql"
             )
             cursor.execute("DROP TRIGGER IF EXISTS bench_turn_done ON messages")
             cursor.execute(
@@ -187,6 +192,9 @@ class PostgresLedger:
 
         def drain() -> None:
             listener.poll()
+            for notification in listener.notifies:
+                sid, took = notification.payload.split(" ")
+                self.finished[sid] = float(took)
             listener.notifies.clear()
             changed()
 
@@ -233,7 +241,9 @@ class Poller:
     it waits for, and on SQLite one more `recheck_after` later (its inotify
     comes as the commit is written to the log, which can be before it is
     visible); changes that come while a query runs are answered by the next
-    one. (It also looks every `longest_tick`, should a change be missed.)"""
+    one. On PostgreSQL the notification itself says which message and how
+    long its turn took (the ledger's `finished`): no query. (It also looks
+    every `longest_tick`, should a change be missed.)"""
 
     def __init__(self, ledger, longest_tick: float = 0.05) -> None:
         self.ledger = ledger
@@ -247,19 +257,32 @@ class Poller:
 
     def wait(self, sid: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
-        self.waiting[sid] = future
+        finished = getattr(self.ledger, "finished", {})
+        if sid in finished:  # told before the client asked (the turn ended before its ack was read)
+            future.set_result(finished.pop(sid))
+        else:
+            self.waiting[sid] = future
         return future
 
     async def run(self) -> None:
         self.ledger.watch(asyncio.get_running_loop(), self.changed.set)
         recheck = False
+        finished = getattr(self.ledger, "finished", None)
         while True:
             try:
                 await asyncio.wait_for(self.changed.wait(), self.recheck_after if recheck else self.longest_tick)
                 recheck = self.recheck_after is not None
+                told = True
             except asyncio.TimeoutError:
-                recheck = False
+                recheck = told = False
             self.changed.clear()
+            if finished is not None:
+                for sid in [sid for sid in finished if sid in self.waiting]:
+                    future = self.waiting.pop(sid)
+                    if not future.done():
+                        future.set_result(finished.pop(sid))
+                if told:  # the notifications said it all; a query only if one was missed
+                    continue
             if not self.waiting:
                 continue
             # On the loop itself: a read of the log takes a fraction of a

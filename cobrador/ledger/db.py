@@ -207,14 +207,20 @@ class DirectUnit:
     statement's result is read before the next statement runs (they share
     the cursor)."""
 
-    def __init__(self, engine: Engine, cursor) -> None:  # noqa: ANN001 - a DB-API cursor
+    def __init__(self, engine: Engine, cursor, one_statement: bool = False) -> None:  # noqa: ANN001 - a DB-API cursor
         self.engine = engine
         self.cursor = cursor
+        # A unit that is one statement, its own transaction (`direct_unit(one_statement=True)`).
+        self.one_statement = one_statement
+        self.statements = 0
 
     def get_bind(self) -> Engine:
         return self.engine
 
     def execute(self, clause: TextClause, params: dict) -> DirectResult:
+        if self.one_statement and self.statements:
+            raise RuntimeError("this unit is one statement, committed by itself: a second would not be atomic with it")
+        self.statements += 1
         sql, names, processors, expanding = _compiled(clause, self.engine.dialect)
         values = {name: processors[name](params[name]) if name in processors else params[name] for name in params}
         for name in expanding:  # an IN list: one placeholder per value, as SQLAlchemy renders it
@@ -268,22 +274,31 @@ def _compiled(clause: TextClause, dialect) -> tuple[str, Optional[list[str]], di
 
 
 @contextmanager
-def direct_unit(url: Optional[str] = None) -> Iterator[DirectUnit]:
+def direct_unit(url: Optional[str] = None, one_statement: bool = False) -> Iterator[DirectUnit]:
     """One unit of work like `session_scope` (committed on success, rolled
     back on any error; on SQLite it begins with BEGIN IMMEDIATE), run as a
     `DirectUnit`. A failure of the database comes out as SQLAlchemy's
     exception (`sqlalchemy.exc.DBAPIError` and its kinds), as from a session,
-    and a connection the database dropped is not given back to the pool."""
+    and a connection the database dropped is not given back to the pool.
+
+    `one_statement`: the unit is a single statement (it refuses a second).
+    On PostgreSQL it then runs in autocommit, the statement its own
+    transaction: one round trip to the server, where psycopg2 otherwise
+    sends BEGIN before it and COMMIT after it, one round trip each."""
     engine = get_engine(url)
     dialect = engine.dialect
     connection = engine.raw_connection()  # a failure to connect is SQLAlchemy's already
+    autocommit = one_statement and dialect.name == "postgresql"
     cursor = None
     try:
+        if autocommit:
+            connection.dbapi_connection.autocommit = True
         cursor = connection.cursor()
         if dialect.name == "sqlite":
             cursor.execute("BEGIN IMMEDIATE")
-        yield DirectUnit(engine, cursor)
-        connection.commit()
+        yield DirectUnit(engine, cursor, one_statement)
+        if not autocommit:
+            connection.commit()
     except dialect.dbapi.Error as error:
         disconnected = dialect.is_disconnect(error, connection.dbapi_connection, cursor)
         _roll_back(connection, disconnected)
@@ -299,6 +314,8 @@ def direct_unit(url: Optional[str] = None) -> Iterator[DirectUnit]:
                 cursor.close()
             except dialect.dbapi.Error:
                 pass
+        if autocommit and connection.dbapi_connection is not None and not connection.dbapi_connection.closed:
+            connection.dbapi_connection.autocommit = False  # as the pool's other users expect it
         connection.close()  # back to the pool (or gone, if invalidated)
 
 

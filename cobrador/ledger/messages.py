@@ -277,6 +277,126 @@ def record_outbound(
     return int(session.execute(_INSERT_OUTBOUND, values).lastrowid)  # SQLite before 3.35 has no RETURNING
 
 
+# The store of inbound messages that came together and the end of turns that
+# ended together, each as one statement on PostgreSQL (data-modifying CTEs,
+# which SQLite lacks), run by `db.direct_unit(one_statement=True)` as its own
+# transaction: one round trip to the server, where the same unit as separate
+# statements took a round trip for each, plus BEGIN and COMMIT (the end of a
+# turn with two replies: five). The rows are those of `record_inbound`,
+# `record_outbound` and `set_inbound_status` (tests/cobrador/ledger/
+# test_direct_unit.py compares them column by column). A statement is made
+# for each number of rows (up to `_MANY_ROWS`, so few are ever made) and
+# compiled once; larger batches take the statement-by-statement way.
+_MANY_ROWS = 64
+_many_statements: dict[tuple[str, int], Any] = {}
+
+
+def one_statement(bind: Any, rows: int) -> bool:
+    """Whether `store_inbound_many` or `finish_turns_many` of `rows` rows (the
+    messages stored, the replies logged) is one statement on this engine
+    (PostgreSQL; turns that ended without a reply take the statements one by
+    one), to run in `direct_unit(one_statement=True)`."""
+    return bind.dialect.name == "postgresql" and 0 < rows <= _MANY_ROWS
+
+
+_MANY_INBOUND = (
+    "WITH new AS (INSERT INTO messages (debtor_id, phone, direction, provider_sid, body, media, status, sender,"
+    " created_at, updated_at) VALUES <rows> ON CONFLICT (provider_sid) DO NOTHING RETURNING provider_sid, phone)"
+    " SELECT provider_sid, (SELECT language FROM debtors WHERE debtors.phone = new.phone) FROM new",
+    "((SELECT id FROM debtors WHERE phone = :phone_<n>), :phone_<n>, 'inbound', :sid_<n>, :body_<n>, :media_<n>,"
+    " :status_<n>, 'debtor', :now, :now)",
+)
+# A single INSERT ... VALUES takes its ids from the sequence in the order of
+# its rows: sorted, they are the replies' in order.
+_MANY_OUTBOUND = (
+    "WITH replies AS (INSERT INTO messages (debtor_id, phone, direction, body, media, status, sender, template_sid,"
+    " created_at, updated_at) VALUES <rows> RETURNING id),"
+    " processed AS (UPDATE messages SET status = 'processed', updated_at = :now"
+    " WHERE provider_sid IN :sids AND direction = 'inbound')"
+    " SELECT id FROM replies ORDER BY id",
+    "((SELECT id FROM debtors WHERE phone = :phone_<n>), :phone_<n>, 'outbound', :body_<n>, :media_<n>, :status,"
+    " :sender_<n>, NULL, :now, :now)",
+)
+
+
+def _many(kind: str, rows: int) -> Any:
+    """The statement of `kind` (inbound, outbound) for `rows` rows, made once."""
+    found = _many_statements.get((kind, rows))
+    if found is None:
+        statement, row = _MANY_INBOUND if kind == "inbound" else _MANY_OUTBOUND
+        sql = statement.replace("<rows>", ", ".join(row.replace("<n>", str(n)) for n in range(rows)))
+        binds = [_NOW, *(bindparam(f"media_{n}", type_=_MEDIA.type) for n in range(rows))]
+        if kind == "outbound":
+            binds.append(bindparam("sids", expanding=True))
+        found = _many_statements[(kind, rows)] = text(sql).bindparams(*binds)
+    return found
+
+
+def store_inbound_many(
+    session: Session | DirectUnit,
+    inbound: Sequence[tuple[str, str, str, Sequence[dict[str, Any]], str]],
+    languages_of: Iterable[str] = (),
+) -> tuple[list[bool], dict[str, Optional[str]]]:
+    """`record_inbound` for each (sid, phone, body, media, status): whether
+    each was new (a MessageSid seen before, or earlier in `inbound`, is not),
+    and the debtor's language of each new one among `languages_of` (None: no
+    debtor has that number). On PostgreSQL, one statement."""
+    wanted = set(languages_of)
+    if not one_statement(session.get_bind(), len(inbound)):
+        new = [record_inbound(session, *item) for item in inbound]
+        phones = {item[1] for item, is_new in zip(inbound, new, strict=True) if is_new and item[0] in wanted}
+        found = languages(session, phones) if phones else {}
+        return new, {
+            item[0]: found.get(item[1]) for item, n in zip(inbound, new, strict=True) if n and item[0] in wanted
+        }
+    values: dict[str, Any] = {"now": utcnow()}
+    for n, (sid, phone, body, media, status) in enumerate(inbound):
+        values.update({f"sid_{n}": sid, f"phone_{n}": phone, f"body_{n}": body, f"media_{n}": list(media)})
+        values[f"status_{n}"] = status
+    stored = dict(session.execute(_many("inbound", len(inbound)), values))
+    new, seen = [], set()
+    for sid, *_ in inbound:
+        new.append(sid in stored and sid not in seen)
+        seen.add(sid)
+    return new, {sid: language for sid, language in stored.items() if sid in wanted}
+
+
+def finish_turns_many(
+    session: Session | DirectUnit,
+    turns: Sequence[tuple[str, Sequence[tuple[str, str, Sequence[dict[str, Any]], str]]]],
+    status: str = "queued",
+    now: Optional[dt.datetime] = None,
+) -> list[list[int]]:
+    """For each (sid, replies), the replies (phone, body, media, sender)
+    logged with `status` (`record_outbound`) and the inbound message marked
+    processed (`set_inbound_status`); each turn's reply ids, in order. On
+    PostgreSQL, one statement."""
+    now = now or utcnow()
+    rows = [reply for _, replies in turns for reply in replies]
+    if not one_statement(session.get_bind(), len(rows)):
+        logged = []
+        for sid, replies in turns:
+            logged.append(
+                [
+                    record_outbound(session, phone, body, sender=sender, media=media, status=status, now=now)
+                    for phone, body, media, sender in replies
+                ]
+            )
+            set_inbound_status(session, sid, "processed")
+        return logged
+    values: dict[str, Any] = {"now": now, "status": status, "sids": [sid for sid, _ in turns]}
+    for n, (phone, body, media, sender) in enumerate(rows):
+        values.update({f"phone_{n}": phone, f"body_{n}": body, f"media_{n}": list(media), f"sender_{n}": sender})
+    ids = [int(row[0]) for row in session.execute(_many("outbound", len(rows)), values)]
+    if len(ids) != len(rows):
+        raise RuntimeError(f"{len(rows)} replies logged, {len(ids)} ids came back")
+    logged, start = [], 0
+    for _, replies in turns:
+        logged.append(ids[start : start + len(replies)])
+        start += len(replies)
+    return logged
+
+
 # Only what is given changes (a NULL keeps the column's value).
 _MARK_OUTBOUND = text(
     "UPDATE messages SET status = :status, provider_sid = COALESCE(:sid, provider_sid),"

@@ -59,7 +59,7 @@ from cobrador.heap import frozen, keep_frozen
 from cobrador.language.commands import neutralize_command
 from cobrador.language.text import fold
 from cobrador.ledger import commands, messages
-from cobrador.ledger.db import direct_unit, session_scope
+from cobrador.ledger.db import direct_unit, get_engine, session_scope
 from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
 from cobrador.whatsapp.forwarded import (
@@ -223,16 +223,10 @@ def finish_turns_to_send(
     logged (their `updated_at`, for `messages.renew_sending`). A crash before
     they are sent leaves them `sending` without a SID, for the resend sweep."""
     now = messages.utcnow()
-    with direct_unit() as session:
-        logged = []
-        for sid, replies in zip(sids, outboxes, strict=True):
-            ids = [
-                messages.record_outbound(session, to, body, sender=who, media=media, status="sending", now=now)
-                for to, body, media, who in replies
-            ]
-            logged.append((ids, now))
-            messages.set_inbound_status(session, sid, "processed")
-    return logged
+    turns = list(zip(sids, outboxes, strict=True))
+    with direct_unit(one_statement=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
+        ids = messages.finish_turns_many(session, turns, "sending", now)
+    return [(turn, now) for turn in ids]
 
 
 def record_outcomes(batches: Sequence[list[Outcome]]) -> list[None]:
@@ -290,11 +284,9 @@ def finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
 
 def finish_turns(sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]) -> list[None]:
     """`finish_turn` for turns that ended together, in one transaction."""
-    with direct_unit() as session:
-        for sid, outbox in zip(sids, outboxes, strict=True):
-            for phone, body, media, sender in outbox:
-                messages.record_outbound(session, phone, body, sender=sender, media=media)
-            messages.set_inbound_status(session, sid, "processed")
+    turns = list(zip(sids, outboxes, strict=True))
+    with direct_unit(one_statement=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
+        messages.finish_turns_many(session, turns)
     return [None] * len(sids)
 
 
@@ -520,15 +512,16 @@ def store_inbound_batch(inbounds: Sequence[Inbound], claimed: Sequence[bool] = (
     starts right away: the claim costs no transaction of its own) and come back
     with their debtor's language; the others are stored `received`."""
     claims = list(claimed) or [False] * len(inbounds)
-    with direct_unit() as session:
-        new = [
-            messages.record_inbound(session, i.sid, i.phone, i.body, i.media, "processing" if c else "received")
-            for i, c in zip(inbounds, claims, strict=True)
-        ]
-        phones = {i.phone for i, c, n in zip(inbounds, claims, new, strict=True) if c and n}
-        languages = messages.languages(session, phones) if phones else {}
+    rows = [
+        (i.sid, i.phone, i.body, i.media, "processing" if c else "received")
+        for i, c in zip(inbounds, claims, strict=True)
+    ]
+    with direct_unit(one_statement=messages.one_statement(get_engine(), len(rows))) as session:
+        new, languages = messages.store_inbound_many(
+            session, rows, [i.sid for i, c in zip(inbounds, claims, strict=True) if c]
+        )
     return [
-        Stored(n, (languages.get(i.phone) or "es") if c and n else None)
+        Stored(n, (languages.get(i.sid) or "es") if c and n else None)
         for i, c, n in zip(inbounds, claims, new, strict=True)
     ]
 

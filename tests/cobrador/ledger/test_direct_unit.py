@@ -142,3 +142,84 @@ def test_a_connection_the_database_dropped_mid_unit_is_not_pooled_again(postgres
     with session_scope(postgres_url) as session:
         assert session.execute(text("SELECT x FROM t")).scalars().all() == [2]
     admin.dispose()
+
+
+def _batch_unit(ledger_url: str, rows: int):  # noqa: ANN202
+    """The unit the ingest runs a batch in: one statement on PostgreSQL."""
+    return direct_unit(ledger_url, one_statement=messages.one_statement(get_engine(ledger_url), rows))
+
+
+def test_a_batch_stored_and_finished_in_one_statement_writes_the_rows_of_the_statements_one_by_one(
+    ledger_url: str,
+) -> None:
+    """What the ingest stores for messages that came together, and logs for
+    turns that ended together: on PostgreSQL one statement each, the same rows
+    as the statements one by one (the replay of a stored MessageSid, and of one
+    earlier in the same batch, change nothing; the languages are those of the
+    claimed new messages' debtors; the reply ids come back per turn, in order)."""
+    _debtors(ledger_url)
+    media = [{"url": "https://api.twilio.com/x/Media/ME1", "content_type": "image/jpeg"}]
+
+    def batch(prefix: str) -> list[tuple]:
+        return [
+            (f"{prefix}1", PHONES[0], "te pago el viernes ¡gracias! 🙏", [], "processing"),
+            (f"{prefix}2", PHONES[1], "", media, "processing"),
+            (f"{prefix}3", PHONES[2], "x" * 5000, [], "processing"),
+            (f"{prefix}1", PHONES[0], "a replay in the same batch", [], "received"),
+            (f"{prefix}0", PHONES[0], "a replay of a stored one", [], "processing"),
+            (f"{prefix}4", PHONES[1], "not claimed", [], "received"),
+        ]
+
+    def turns(prefix: str) -> list[tuple]:
+        return [
+            (f"{prefix}1", [(PHONES[0], "Hola, Ana.", [], "bot"), (PHONES[0], "Su saldo es $1,200.", media, "bot")]),
+            (f"{prefix}2", [(PHONES[1], "Thank you!", [], "agent")]),
+            (f"{prefix}3", [(PHONES[2], "¿Con quién hablo?", [], "bot")]),
+        ]
+
+    results = {}
+    for prefix in ("SMs", "SMd"):
+        with session_scope(ledger_url) as session:
+            messages.record_inbound(session, f"{prefix}0", PHONES[0], "stored before")
+        claimed = [sid for sid, *_, status in batch(prefix) if status == "processing"]
+        if prefix == "SMs":  # the statements one by one, in a session
+            with session_scope(ledger_url) as session:
+                new = [messages.record_inbound(session, *item) for item in batch(prefix)]
+                found = messages.languages(session, PHONES)
+                ids = []
+                for sid, replies in turns(prefix):
+                    ids.append([messages.record_outbound(session, p, b, media=m, sender=w) for p, b, m, w in replies])
+                    messages.set_inbound_status(session, sid, "processed")
+            languages = {sid: found.get(phone) for sid, phone, *_ in batch(prefix)[:3]}
+        else:
+            with _batch_unit(ledger_url, len(batch(prefix))) as unit:
+                new, languages = messages.store_inbound_many(unit, batch(prefix), claimed)
+            with _batch_unit(ledger_url, 4) as unit:
+                ids = messages.finish_turns_many(unit, turns(prefix))
+        results[prefix] = (new, languages, ids)
+    assert results["SMd"][0] == results["SMs"][0] == [True, True, True, False, False, True]
+    assert results["SMs"][1] == {"SMs1": "es", "SMs2": "en", "SMs3": None}
+    assert results["SMd"][1] == {"SMd1": "es", "SMd2": "en", "SMd3": None}  # SMd4 is not claimed
+    assert [len(i) for i in results["SMd"][2]] == [2, 1, 1]
+    flat = [i for turn in results["SMd"][2] for i in turn]
+    assert flat == sorted(flat)
+    assert _rows(ledger_url, "SMd", flat) == _rows(ledger_url, "SMs", [i for t in results["SMs"][2] for i in t])
+    with session_scope(ledger_url) as session:  # each id is its reply's
+        bodies = dict(session.execute(select(Message.id, Message.body).where(Message.id.in_(flat))).all())
+    assert [bodies[i] for i in flat] == [body for _, replies in turns("x") for _, body, _, _ in replies]
+
+
+def test_a_one_statement_unit_refuses_a_second_and_commits_whole_or_not_at_all(ledger_url: str) -> None:
+    _debtors(ledger_url)
+    with pytest.raises(RuntimeError, match="one statement"), direct_unit(ledger_url, one_statement=True) as unit:
+        messages.record_inbound(unit, "SMone", PHONES[0], "hola")
+        messages.record_inbound(unit, "SMtwo", PHONES[0], "hola")
+    with session_scope(ledger_url) as session:  # refused before it ran
+        assert "SMtwo" not in session.scalars(select(Message.provider_sid)).all()
+    with pytest.raises(IntegrityError), _batch_unit(ledger_url, 2) as unit:  # the second row breaks NOT NULL
+        messages.store_inbound_many(unit, [("SMok", PHONES[0], "hola", [], "received"), ("SMbad", None, "", [], "x")])
+    with pytest.raises(RuntimeError), direct_unit(ledger_url) as unit:  # the pooled connections commit at the end
+        messages.record_inbound(unit, "SMlater", PHONES[0], "hola")
+        raise RuntimeError("the caller failed")
+    with session_scope(ledger_url) as session:
+        assert not {"SMok", "SMbad", "SMlater"} & set(session.scalars(select(Message.provider_sid)).all())
