@@ -1,8 +1,9 @@
 """Benchmark: the message log's units of work on every WhatsApp message's
 path, run through an ORM session (`session_scope`), on the DB-API
 connection itself (`direct_unit`), and as the ingest runs the store and the
-end of a turn (`batch`: one statement each on PostgreSQL, in a
-`direct_unit(one_statement=True)`; on SQLite the statements of `direct`).
+end of a turn, the outcomes of sends and the callbacks (`batch`: one round
+trip each on PostgreSQL, `direct_unit(one_round_trip=True)`; on SQLite the
+statements of `direct`).
 
 Per round and unit kind, for `--messages` debtors' messages: the store of an
 inbound message claimed for its turn (the acknowledgement's transaction), the
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +39,7 @@ from cobrador.ledger import messages  # noqa: E402
 from cobrador.ledger.db import direct_unit, dispose_engines, get_engine, session_scope  # noqa: E402
 from cobrador.ledger.models import Message  # noqa: E402
 
-UNITS = {"session": session_scope, "direct": direct_unit, "batch": direct_unit}
+UNITS = {"session": session_scope, "direct": direct_unit, "batch": partial(direct_unit, one_round_trip=True)}
 REPLIES = ["Hola, Ana. Le escribe Cobrador de parte de Banco Ejemplo.", "¿Me confirma su nombre completo, por favor?"]
 
 
@@ -54,10 +56,12 @@ def timed(work, count: int, into: dict, name: str) -> None:  # noqa: ANN001
 
 
 def one_round(unit, tag: str, count: int, into: dict, batch: bool = False) -> None:  # noqa: ANN001
-    """`batch`: the store and the end of a turn as the ingest runs them
-    (`messages.store_inbound_many`, `finish_turns_many`: one statement each
-    on PostgreSQL, its own transaction; on SQLite the same statements as
-    `direct`), for one message at a time."""
+    """`batch`: each unit as the ingest runs it, in one round trip on
+    PostgreSQL (`direct_unit(one_round_trip=True)`): the store and the end of
+    a turn one statement each (`messages.store_inbound_many`,
+    `finish_turns_many`), the outcomes and a callback held and sent at the
+    end (`record_status_callback`: not read back); on SQLite the statements
+    of `direct`."""
     sids = [f"SM{tag}{n:030d}" for n in range(count)]
     phones = [f"+5255{n % 50:08d}" for n in range(count)]
     one = messages.one_statement(get_engine(), 1)
@@ -65,7 +69,7 @@ def one_round(unit, tag: str, count: int, into: dict, batch: bool = False) -> No
     def store() -> None:
         for sid, phone in zip(sids, phones, strict=True):
             if batch:
-                with direct_unit(one_statement=one) as session:
+                with direct_unit(one_round_trip=one) as session:
                     messages.store_inbound_many(session, [(sid, phone, "te pago el viernes", [], "processing")], [sid])
                 continue
             with unit() as session:
@@ -77,7 +81,7 @@ def one_round(unit, tag: str, count: int, into: dict, batch: bool = False) -> No
     def finish() -> None:
         for sid, phone in zip(sids, phones, strict=True):
             if batch:
-                with direct_unit(one_statement=one) as session:
+                with direct_unit(one_round_trip=one) as session:
                     turn = [(phone, body, [], "bot") for body in REPLIES]
                     ids.extend(messages.finish_turns_many(session, [(sid, turn)], "sending"))
                 continue
@@ -96,7 +100,10 @@ def one_round(unit, tag: str, count: int, into: dict, batch: bool = False) -> No
             for n, pair in enumerate(ids):
                 for k in range(len(pair)):
                     with unit() as session:
-                        messages.apply_status_callback(session, f"SO{tag}{n:028d}{k}", status)
+                        if batch:  # as the ingest applies it: nothing read back
+                            messages.record_status_callback(session, f"SO{tag}{n:028d}{k}", status)
+                        else:
+                            messages.apply_status_callback(session, f"SO{tag}{n:028d}{k}", status)
 
     timed(store, count, into, "store (acknowledgement)")
     timed(finish, count, into, "end of turn, 2 replies")

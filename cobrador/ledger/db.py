@@ -12,7 +12,7 @@ import threading
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -207,20 +207,53 @@ class DirectUnit:
     statement's result is read before the next statement runs (they share
     the cursor)."""
 
-    def __init__(self, engine: Engine, cursor, one_statement: bool = False) -> None:  # noqa: ANN001 - a DB-API cursor
+    def __init__(self, engine: Engine, cursor, one_round_trip: bool = False) -> None:  # noqa: ANN001 - a DB-API cursor
         self.engine = engine
         self.cursor = cursor
-        # A unit that is one statement, its own transaction (`direct_unit(one_statement=True)`).
-        self.one_statement = one_statement
-        self.statements = 0
+        # `direct_unit(one_round_trip=True)` on PostgreSQL: statements held
+        # (`defer`) until the unit's one `execute` or its end, then sent together.
+        self.one_round_trip = one_round_trip
+        self.held: Optional[list[bytes]] = [] if one_round_trip else None
+        self.sent = False
 
     def get_bind(self) -> Engine:
         return self.engine
 
+    def defer(self, clause: TextClause, params: dict) -> None:
+        """Runs a statement whose result is not read. In a one-round-trip
+        unit it is held, to go to the server with the unit's `execute` or at
+        its end; otherwise it runs now."""
+        if self.held is None:
+            self.execute(clause, params)
+            return
+        if self.sent:
+            raise RuntimeError("this unit went to the server in one round trip: nothing can follow it")
+        sql, values = self._bound(clause, params)
+        self.held.append(self.cursor.mogrify(sql, values))
+
+    def flush(self) -> None:
+        """Sends what is held (the end of a one-round-trip unit)."""
+        if self.held:
+            self.sent = True
+            self.cursor.execute(b";".join(self.held))
+            self.held = []
+
     def execute(self, clause: TextClause, params: dict) -> DirectResult:
-        if self.one_statement and self.statements:
-            raise RuntimeError("this unit is one statement, committed by itself: a second would not be atomic with it")
-        self.statements += 1
+        if self.held is not None:  # one round trip: what is held, then this, in one go
+            if self.sent:
+                raise RuntimeError("this unit went to the server in one round trip: nothing can follow it")
+            self.sent = True
+            sql, values = self._bound(clause, params)
+            self.cursor.execute(b";".join([*self.held, self.cursor.mogrify(sql, values)]))
+            self.held = []
+            return DirectResult(self.cursor)
+        sql, values = self._bound(clause, params)
+        self.cursor.execute(sql, values)
+        return DirectResult(self.cursor)
+
+    def _bound(self, clause: TextClause, params: dict) -> tuple[str, Any]:
+        """The SQL of `clause` for this connection and its values (a list for
+        a positional paramstyle, a dict for a named one)."""
         sql, names, processors, expanding = _compiled(clause, self.engine.dialect)
         values = {name: processors[name](params[name]) if name in processors else params[name] for name in params}
         for name in expanding:  # an IN list: one placeholder per value, as SQLAlchemy renders it
@@ -243,10 +276,8 @@ class DirectUnit:
                     positional.extend(values[name])
                 else:
                     positional.append(values[name])
-            self.cursor.execute(sql, positional)
-        else:
-            self.cursor.execute(sql, values)
-        return DirectResult(self.cursor)
+            return sql, positional
+        return sql, values
 
 
 # Per statement (module constants, so their ids stay theirs: each entry
@@ -274,21 +305,24 @@ def _compiled(clause: TextClause, dialect) -> tuple[str, Optional[list[str]], di
 
 
 @contextmanager
-def direct_unit(url: Optional[str] = None, one_statement: bool = False) -> Iterator[DirectUnit]:
+def direct_unit(url: Optional[str] = None, one_round_trip: bool = False) -> Iterator[DirectUnit]:
     """One unit of work like `session_scope` (committed on success, rolled
     back on any error; on SQLite it begins with BEGIN IMMEDIATE), run as a
     `DirectUnit`. A failure of the database comes out as SQLAlchemy's
     exception (`sqlalchemy.exc.DBAPIError` and its kinds), as from a session,
     and a connection the database dropped is not given back to the pool.
 
-    `one_statement`: the unit is a single statement (it refuses a second).
-    On PostgreSQL it then runs in autocommit, the statement its own
-    transaction: one round trip to the server, where psycopg2 otherwise
-    sends BEGIN before it and COMMIT after it, one round trip each."""
+    `one_round_trip`: on PostgreSQL the unit goes to the server in one
+    round trip, where psycopg2 takes one for each statement plus BEGIN and
+    COMMIT: the statements given to `DirectUnit.defer` are held and sent with
+    the unit's one `execute` (the only statement whose result is read, the
+    last) or at its end, as one query in autocommit, which the server runs
+    as one transaction (several statements in one simple query are one). A
+    statement after that is refused. Elsewhere (SQLite) a unit as any other."""
     engine = get_engine(url)
     dialect = engine.dialect
     connection = engine.raw_connection()  # a failure to connect is SQLAlchemy's already
-    autocommit = one_statement and dialect.name == "postgresql"
+    autocommit = one_round_trip and dialect.name == "postgresql"
     cursor = None
     try:
         if autocommit:
@@ -296,8 +330,11 @@ def direct_unit(url: Optional[str] = None, one_statement: bool = False) -> Itera
         cursor = connection.cursor()
         if dialect.name == "sqlite":
             cursor.execute("BEGIN IMMEDIATE")
-        yield DirectUnit(engine, cursor, one_statement)
-        if not autocommit:
+        unit = DirectUnit(engine, cursor, autocommit)
+        yield unit
+        if autocommit:
+            unit.flush()
+        else:
             connection.commit()
     except dialect.dbapi.Error as error:
         disconnected = dialect.is_disconnect(error, connection.dbapi_connection, cursor)

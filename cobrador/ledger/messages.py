@@ -279,7 +279,7 @@ def record_outbound(
 
 # The store of inbound messages that came together and the end of turns that
 # ended together, each as one statement on PostgreSQL (data-modifying CTEs,
-# which SQLite lacks), run by `db.direct_unit(one_statement=True)` as its own
+# which SQLite lacks), run by `db.direct_unit(one_round_trip=True)` as its own
 # transaction: one round trip to the server, where the same unit as separate
 # statements took a round trip for each, plus BEGIN and COMMIT (the end of a
 # turn with two replies: five). The rows are those of `record_inbound`,
@@ -295,7 +295,7 @@ def one_statement(bind: Any, rows: int) -> bool:
     """Whether `store_inbound_many` or `finish_turns_many` of `rows` rows (the
     messages stored, the replies logged) is one statement on this engine
     (PostgreSQL; turns that ended without a reply take the statements one by
-    one), to run in `direct_unit(one_statement=True)`."""
+    one), to run in `direct_unit(one_round_trip=True)`."""
     return bind.dialect.name == "postgresql" and 0 < rows <= _MANY_ROWS
 
 
@@ -419,7 +419,16 @@ def mark_outbound(
         "id": message_id, "status": status, "sid": provider_sid or None, "error": error_code or None,
         "template": template_sid or None, "now": utcnow(),
     }  # fmt: skip
-    session.execute(_MARK_OUTBOUND, values)
+    _unread(session, _MARK_OUTBOUND, values)
+
+
+def _unread(session: Session | DirectUnit, clause: Any, values: dict[str, Any]) -> None:
+    """A statement whose result is not read: held by a one-round-trip unit
+    (`DirectUnit.defer`), to go with the unit's others in one round trip."""
+    if isinstance(session, DirectUnit):
+        session.defer(clause, values)
+    else:
+        session.execute(clause, values)
 
 
 def known_sids(session: Session, provider_sids: Iterable[str]) -> set[str]:
@@ -445,6 +454,22 @@ _IN_STATUS = text(
 )
 
 
+def _callback(provider_sid: str, status: str, error_code: Optional[str]) -> dict[str, Any]:
+    return {
+        "sid": provider_sid, "status": status, "error": error_code or None, "rank": _ORDER[status],
+        "failure": status in ("failed", "undelivered"), "now": utcnow(),
+    }  # fmt: skip
+
+
+def record_status_callback(
+    session: Session | DirectUnit, provider_sid: str, status: str, error_code: Optional[str] = None
+) -> None:
+    """`apply_status_callback` without reading whether the message took it
+    (what the ingest applies: a one-round-trip unit holds the statement)."""
+    if status in _ORDER:
+        _unread(session, _STATUS_CALLBACK, _callback(provider_sid, status, error_code))
+
+
 def apply_status_callback(
     session: Session | DirectUnit, provider_sid: str, status: str, error_code: Optional[str] = None
 ) -> bool:
@@ -454,10 +479,7 @@ def apply_status_callback(
     ignored; "failed" and "undelivered" always apply."""
     if status not in _ORDER:
         return False
-    values = {
-        "sid": provider_sid, "status": status, "error": error_code or None, "rank": _ORDER[status],
-        "failure": status in ("failed", "undelivered"), "now": utcnow(),
-    }  # fmt: skip
+    values = _callback(provider_sid, status, error_code)
     if session.execute(_STATUS_CALLBACK, values).rowcount == 1:
         return True
     # Nothing changed: the message is already so, further along, or not there.

@@ -224,14 +224,14 @@ def finish_turns_to_send(
     they are sent leaves them `sending` without a SID, for the resend sweep."""
     now = messages.utcnow()
     turns = list(zip(sids, outboxes, strict=True))
-    with direct_unit(one_statement=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
+    with direct_unit(one_round_trip=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
         ids = messages.finish_turns_many(session, turns, "sending", now)
     return [(turn, now) for turn in ids]
 
 
 def record_outcomes(batches: Sequence[list[Outcome]]) -> list[None]:
     """What happened to sends (status and SID, or failed with the error), in one transaction."""
-    with direct_unit() as session:
+    with direct_unit(one_round_trip=True) as session:
         for outcomes in batches:
             for message_id, status, provider_sid, error, template in outcomes:
                 messages.mark_outbound(
@@ -266,7 +266,7 @@ def renew_sending(message_ids: Sequence[int], touched: dt.datetime) -> tuple[lis
 
 
 def _mark(message_id: int, status: str, sid: Optional[str], error: Optional[str], template: Optional[str]) -> None:
-    with direct_unit() as session:
+    with direct_unit(one_round_trip=True) as session:
         messages.mark_outbound(session, message_id, status, provider_sid=sid, error_code=error, template_sid=template)
 
 
@@ -285,7 +285,7 @@ def finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
 def finish_turns(sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]) -> list[None]:
     """`finish_turn` for turns that ended together, in one transaction."""
     turns = list(zip(sids, outboxes, strict=True))
-    with direct_unit(one_statement=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
+    with direct_unit(one_round_trip=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
         messages.finish_turns_many(session, turns)
     return [None] * len(sids)
 
@@ -516,7 +516,7 @@ def store_inbound_batch(inbounds: Sequence[Inbound], claimed: Sequence[bool] = (
         (i.sid, i.phone, i.body, i.media, "processing" if c else "received")
         for i, c in zip(inbounds, claims, strict=True)
     ]
-    with direct_unit(one_statement=messages.one_statement(get_engine(), len(rows))) as session:
+    with direct_unit(one_round_trip=messages.one_statement(get_engine(), len(rows))) as session:
         new, languages = messages.store_inbound_many(
             session, rows, [i.sid for i, c in zip(inbounds, claims, strict=True) if c]
         )
@@ -565,9 +565,9 @@ def record_status(validator: RequestValidator, url: str, raw_body: bytes, signat
 
 def record_callbacks(sids: Sequence[str], states: Sequence[str], codes: Sequence[Optional[str]]) -> list[None]:
     """Delivery callbacks that came together, applied in one transaction."""
-    with direct_unit() as session:
+    with direct_unit(one_round_trip=True) as session:
         for sid, state, code in zip(sids, states, codes, strict=True):
-            messages.apply_status_callback(session, sid, state, code)
+            messages.record_status_callback(session, sid, state, code)
     return [None] * len(sids)
 
 

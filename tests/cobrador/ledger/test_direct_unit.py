@@ -146,7 +146,7 @@ def test_a_connection_the_database_dropped_mid_unit_is_not_pooled_again(postgres
 
 def _batch_unit(ledger_url: str, rows: int):  # noqa: ANN202
     """The unit the ingest runs a batch in: one statement on PostgreSQL."""
-    return direct_unit(ledger_url, one_statement=messages.one_statement(get_engine(ledger_url), rows))
+    return direct_unit(ledger_url, one_round_trip=messages.one_statement(get_engine(ledger_url), rows))
 
 
 def test_a_batch_stored_and_finished_in_one_statement_writes_the_rows_of_the_statements_one_by_one(
@@ -209,13 +209,27 @@ def test_a_batch_stored_and_finished_in_one_statement_writes_the_rows_of_the_sta
     assert [bodies[i] for i in flat] == [body for _, replies in turns("x") for _, body, _, _ in replies]
 
 
-def test_a_one_statement_unit_refuses_a_second_and_commits_whole_or_not_at_all(ledger_url: str) -> None:
+def test_a_one_round_trip_unit_commits_whole_or_not_at_all_and_refuses_what_would_follow(ledger_url: str) -> None:
     _debtors(ledger_url)
-    with pytest.raises(RuntimeError, match="one statement"), direct_unit(ledger_url, one_statement=True) as unit:
-        messages.record_inbound(unit, "SMone", PHONES[0], "hola")
-        messages.record_inbound(unit, "SMtwo", PHONES[0], "hola")
-    with session_scope(ledger_url) as session:  # refused before it ran
-        assert "SMtwo" not in session.scalars(select(Message.provider_sid)).all()
+    postgres = ledger_url.startswith("postgresql")
+    with session_scope(ledger_url) as session:
+        ids = [messages.record_outbound(session, PHONES[0], "Hola", status="sending")]
+    with direct_unit(ledger_url, one_round_trip=True) as unit:  # held, then sent with the one statement read
+        messages.mark_outbound(unit, ids[0], "queued", provider_sid="SMheld")  # (SQLite: as in any unit)
+        if postgres:
+            assert unit.held  # not sent yet
+        assert messages.record_inbound(unit, "SMone", PHONES[0], "hola")
+        if postgres:
+            with pytest.raises(RuntimeError, match="one round trip"):
+                messages.record_inbound(unit, "SMtwo", PHONES[0], "hola")
+            with pytest.raises(RuntimeError, match="one round trip"):
+                messages.mark_outbound(unit, ids[0], "failed")
+    # (on PostgreSQL the refusals above came after the unit's round trip: it committed)
+    assert _row_status(ledger_url, "SMheld") == "queued" and _row_status(ledger_url, "SMone") == "received"
+    with pytest.raises(IntegrityError), direct_unit(ledger_url, one_round_trip=True) as unit:
+        messages.mark_outbound(unit, ids[0], "sent")  # held
+        unit.defer(text("INSERT INTO debtors (phone) VALUES (:phone)"), {"phone": PHONES[0]})  # NOT NULLs, unique
+    assert _row_status(ledger_url, "SMheld") == "queued"  # the whole round trip is one transaction
     with pytest.raises(IntegrityError), _batch_unit(ledger_url, 2) as unit:  # the second row breaks NOT NULL
         messages.store_inbound_many(unit, [("SMok", PHONES[0], "hola", [], "received"), ("SMbad", None, "", [], "x")])
     with pytest.raises(RuntimeError), direct_unit(ledger_url) as unit:  # the pooled connections commit at the end
@@ -223,3 +237,8 @@ def test_a_one_statement_unit_refuses_a_second_and_commits_whole_or_not_at_all(l
         raise RuntimeError("the caller failed")
     with session_scope(ledger_url) as session:
         assert not {"SMok", "SMbad", "SMlater"} & set(session.scalars(select(Message.provider_sid)).all())
+
+
+def _row_status(ledger_url: str, sid: str) -> str:
+    with session_scope(ledger_url) as session:
+        return session.scalars(select(Message.status).where(Message.provider_sid == sid)).one()

@@ -114,3 +114,26 @@ def test_a_message_is_claimed_once_and_a_stale_claim_only_if_untouched(ledger_ur
         assert not messages.claim_inbound(session, "SMin", messages.INBOUND_PENDING, touched)  # touched since? no
         assert messages.claim_inbound(session, "SMin", messages.INBOUND_PENDING, touched + dt.timedelta(seconds=1))
     assert _row(ledger_url, provider_sid="SMin").status == "processing"
+
+
+def test_callbacks_held_for_one_round_trip_apply_as_one_by_one(ledger_url: str) -> None:
+    """What the ingest applies (`record_status_callback` in a one-round-trip
+    unit: on PostgreSQL the callbacks that came together go in one query):
+    the same rules, alone or together, in the order they came."""
+    sid = "SM" + "b" * 32
+    message_id = _outbound(ledger_url, sid)
+    steps = [("sent", "sent"), ("delivered", "delivered"), ("sent", "delivered"), ("bogus", "delivered")]
+    steps += [("read", "read"), ("failed", "failed"), ("read", "failed")]
+    for status, now in steps:
+        with direct_unit(ledger_url, one_round_trip=True) as unit:
+            messages.record_status_callback(unit, sid, status, "30008" if status == "failed" else None)
+        assert _row(ledger_url, id=message_id).status == now, status
+    other = "SM" + "c" * 32
+    other_id = _outbound(ledger_url, other)
+    with direct_unit(ledger_url, one_round_trip=True) as unit:  # together, late ones among them
+        for status in ("sent", "read", "delivered", "sent"):
+            messages.record_status_callback(unit, other, status)
+        messages.mark_outbound(unit, message_id, "failed", error_code="63016")
+    assert _row(ledger_url, id=other_id).status == "read"
+    assert _row(ledger_url, id=message_id).error_code == "63016"  # the outcome held with the callbacks
+    assert _row(ledger_url, id=message_id).status == "failed"
