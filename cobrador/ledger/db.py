@@ -212,7 +212,6 @@ class DirectUnit:
         self.cursor = cursor
         # `direct_unit(one_round_trip=True)` on PostgreSQL: statements held
         # (`defer`) until the unit's one `execute` or its end, then sent together.
-        self.one_round_trip = one_round_trip
         self.held: Optional[list[bytes]] = [] if one_round_trip else None
         self.sent = False
 
@@ -317,8 +316,9 @@ def direct_unit(url: Optional[str] = None, one_round_trip: bool = False) -> Iter
     COMMIT: the statements given to `DirectUnit.defer` are held and sent with
     the unit's one `execute` (the only statement whose result is read, the
     last) or at its end, as one query in autocommit, which the server runs
-    as one transaction (several statements in one simple query are one). A
-    statement after that is refused. Elsewhere (SQLite) a unit as any other."""
+    as one transaction (several statements in one simple query are one): it
+    is committed as that query runs, so the `execute` comes last and a
+    statement after it is refused. Elsewhere (SQLite) a unit as any other."""
     engine = get_engine(url)
     dialect = engine.dialect
     connection = engine.raw_connection()  # a failure to connect is SQLAlchemy's already
