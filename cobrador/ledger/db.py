@@ -8,7 +8,9 @@ process id as well as the URL.
 from __future__ import annotations
 
 import os
+import select
 import threading
+import time
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.elements import TextClause
@@ -89,15 +91,49 @@ def get_engine(url: Optional[str] = None) -> Engine:
             engine = create_engine(url, future=True, **options)
             _configure_sqlite(engine)
         else:
-            engine = create_engine(
-                url,
-                future=True,
-                pool_size=conf.sql_pool_size,
-                max_overflow=conf.sql_max_overflow,
-                pool_pre_ping=True,
-            )
+            engine = create_engine(url, future=True, pool_size=conf.sql_pool_size, max_overflow=conf.sql_max_overflow)
+            _check_on_checkout(engine)
         _engines[key] = engine
         return engine
+
+
+# A pooled connection idle longer than this is pinged (a round trip) before
+# it is used; one idle for less is only looked at (see `_check_on_checkout`).
+PING_IF_IDLE_SECONDS = 10.0
+
+
+def _check_on_checkout(engine: Engine) -> None:
+    """Instead of SQLAlchemy's pre-ping (a round trip to the server before
+    every unit of work: half of each one-round-trip unit's), a connection
+    taken from the pool is checked without one: if the server closed it
+    (restarted, or the backend was terminated: it sends an error and closes,
+    so the idle socket has something to read) or sent it anything at all
+    while idle, it is dropped and a new one made (the pool's other
+    connections are looked at as they are taken). Only a connection idle for
+    more than `PING_IF_IDLE_SECONDS` is pinged first, for what leaves
+    nothing to read (a firewall or NAT that forgot it silently); one that
+    fails the ping drops the whole pool, as SQLAlchemy's pre-ping does."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle(dbapi_connection, record) -> None:  # noqa: ANN001
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection, record, proxy) -> None:  # noqa: ANN001
+        since = record.info.get("idle_since")
+        if since is None:  # new: just connected
+            return
+        if _has_input(dbapi_connection):
+            raise DisconnectionError("the server closed or wrote to an idle pooled connection")
+        if time.monotonic() - since > PING_IF_IDLE_SECONDS and not engine.dialect.do_ping(dbapi_connection):
+            raise InvalidatePoolError("an idle pooled connection did not answer a ping")
+
+
+def _has_input(dbapi_connection) -> bool:  # noqa: ANN001
+    """Whether the connection's socket has anything to read (no wait)."""
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def dispose_engines() -> None:

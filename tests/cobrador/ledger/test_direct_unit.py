@@ -242,3 +242,52 @@ def test_a_one_round_trip_unit_commits_whole_or_not_at_all_and_refuses_what_woul
 def _row_status(ledger_url: str, sid: str) -> str:
     with session_scope(ledger_url) as session:
         return session.scalars(select(Message.status).where(Message.provider_sid == sid)).one()
+
+
+def _backend(url: str, unit=direct_unit) -> int:  # noqa: ANN001
+    with unit(url) as session:
+        return session.execute(text("SELECT pg_backend_pid()"), {}).scalar_one()
+
+
+def test_a_pooled_connection_whose_backend_is_gone_is_replaced_before_use_without_a_ping(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without SQLAlchemy's pre-ping (a round trip before every unit), a
+    connection the server closed while it sat in the pool (a restart, a
+    terminated backend) is still never handed out: the next unit, through a
+    session or directly, runs on a new one, and no ping went to the server."""
+    get_engine(postgres_url).dispose()
+    pings = []
+    dialect = type(get_engine(postgres_url).dialect)
+    monkeypatch.setattr(dialect, "do_ping", lambda self, connection: pings.append(connection) or True)
+    admin = create_engine(postgres_url, future=True, isolation_level="AUTOCOMMIT")
+    for unit in (direct_unit, session_scope):
+        first = _backend(postgres_url, unit)
+        assert _backend(postgres_url, unit) == first  # pooled, warm: used as it is
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            connection.execute(text("SELECT pg_sleep(0.2)"))  # the FATAL message and the close reach the client
+        assert _backend(postgres_url, unit) != first
+    assert pings == []
+    admin.dispose()
+
+
+def test_a_connection_idle_for_long_is_pinged_and_one_that_fails_the_ping_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What leaves nothing to read (a firewall that forgot the connection
+    silently) is caught by a ping, sent only after `PING_IF_IDLE_SECONDS`."""
+    from cobrador.ledger import db
+
+    get_engine(postgres_url).dispose()
+    first = _backend(postgres_url)
+    monkeypatch.setattr(db, "_has_input", lambda connection: False)  # as if the socket told nothing
+    admin = create_engine(postgres_url, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    monkeypatch.setattr(db, "PING_IF_IDLE_SECONDS", 0.0)
+    second = _backend(postgres_url)  # pinged, found dead, replaced
+    assert second != first
+    monkeypatch.setattr(db, "PING_IF_IDLE_SECONDS", 3600.0)
+    assert _backend(postgres_url) == second  # not pinged, fine
+    admin.dispose()
