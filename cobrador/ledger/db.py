@@ -130,9 +130,14 @@ def _check_on_checkout(engine: Engine) -> None:
 
 
 def _has_input(dbapi_connection) -> bool:  # noqa: ANN001
-    """Whether the connection's socket has anything to read (no wait)."""
+    """Whether the connection's socket has anything to read (no wait); a
+    connection already closed on this side counts as having something."""
+    try:
+        descriptor = dbapi_connection.fileno()
+    except Exception:  # noqa: BLE001 - psycopg2's InterfaceError: closed
+        return True
     poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    poller.register(descriptor, select.POLLIN | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(0))
 
 

@@ -291,3 +291,12 @@ def test_a_connection_idle_for_long_is_pinged_and_one_that_fails_the_ping_replac
     monkeypatch.setattr(db, "PING_IF_IDLE_SECONDS", 3600.0)
     assert _backend(postgres_url) == second  # not pinged, fine
     admin.dispose()
+
+
+def test_a_pooled_connection_closed_on_this_side_is_replaced(postgres_url: str) -> None:
+    get_engine(postgres_url).dispose()
+    with direct_unit(postgres_url) as unit:
+        first = unit.execute(text("SELECT pg_backend_pid()"), {}).scalar_one()
+        pooled = unit.cursor.connection
+    pooled.close()  # closed by psycopg2 while in the pool, which does not know
+    assert _backend(postgres_url) != first
