@@ -36,7 +36,7 @@ from sqlalchemy import select  # noqa: E402
 from bench.whatsapp import CpuMeter  # noqa: E402
 from cobrador.devstack import scratch_postgres  # noqa: E402
 from cobrador.ledger import messages  # noqa: E402
-from cobrador.ledger.db import direct_unit, dispose_engines, get_engine, session_scope  # noqa: E402
+from cobrador.ledger.db import direct_unit, dispose_engines, session_scope  # noqa: E402
 from cobrador.ledger.models import Message  # noqa: E402
 
 UNITS = {"session": session_scope, "direct": direct_unit, "batch": partial(direct_unit, one_round_trip=True)}
@@ -64,12 +64,11 @@ def one_round(unit, tag: str, count: int, into: dict, batch: bool = False) -> No
     of `direct`."""
     sids = [f"SM{tag}{n:030d}" for n in range(count)]
     phones = [f"+5255{n % 50:08d}" for n in range(count)]
-    one = messages.one_statement(get_engine(), 1)
 
     def store() -> None:
         for sid, phone in zip(sids, phones, strict=True):
             if batch:
-                with direct_unit(one_round_trip=one) as session:
+                with messages.batch_unit(1) as session:
                     messages.store_inbound_many(session, [(sid, phone, "te pago el viernes", [], "processing")], [sid])
                 continue
             with unit() as session:
@@ -81,7 +80,7 @@ def one_round(unit, tag: str, count: int, into: dict, batch: bool = False) -> No
     def finish() -> None:
         for sid, phone in zip(sids, phones, strict=True):
             if batch:
-                with direct_unit(one_round_trip=one) as session:
+                with messages.batch_unit(1) as session:
                     turn = [(phone, body, [], "bot") for body in REPLIES]
                     ids.extend(messages.finish_turns_many(session, [(sid, turn)], "sending"))
                 continue

@@ -252,14 +252,15 @@ class Poller:
         # a query run at once on the change may miss it, so each change is
         # looked at once more shortly after (unless another change comes first).
         self.recheck_after = ledger.recheck_after
+        # On PostgreSQL, what the notifications told (see PostgresLedger.finished).
+        self.finished: Optional[dict[str, float]] = getattr(ledger, "finished", None)
         self.waiting: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
 
     def wait(self, sid: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
-        finished = getattr(self.ledger, "finished", {})
-        if sid in finished:  # told before the client asked (the turn ended before its ack was read)
-            future.set_result(finished.pop(sid))
+        if self.finished and sid in self.finished:  # told before the client asked (ended before its ack was read)
+            future.set_result(self.finished.pop(sid))
         else:
             self.waiting[sid] = future
         return future
@@ -267,7 +268,7 @@ class Poller:
     async def run(self) -> None:
         self.ledger.watch(asyncio.get_running_loop(), self.changed.set)
         recheck = False
-        finished = getattr(self.ledger, "finished", None)
+        finished = self.finished
         while True:
             try:
                 await asyncio.wait_for(self.changed.wait(), self.recheck_after if recheck else self.longest_tick)

@@ -280,12 +280,8 @@ class DirectUnit:
 
     def execute(self, clause: TextClause, params: dict) -> DirectResult:
         if self.held is not None:  # one round trip: what is held, then this, in one go
-            if self.sent:
-                raise RuntimeError("this unit went to the server in one round trip: nothing can follow it")
-            self.sent = True
-            sql, values = self._bound(clause, params)
-            self.cursor.execute(b";".join([*self.held, self.cursor.mogrify(sql, values)]))
-            self.held = []
+            self.defer(clause, params)
+            self.flush()
             return DirectResult(self.cursor)
         sql, values = self._bound(clause, params)
         self.cursor.execute(sql, values)

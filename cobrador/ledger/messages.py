@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, ContextManager, Iterable, Optional, Sequence
 
 from sqlalchemy import Boolean, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from cobrador.ledger.db import DirectUnit
+from cobrador.ledger.db import DirectUnit, direct_unit, get_engine
 from cobrador.ledger.models import PENDING_INBOUND_SQL, UNSENT_OUTBOUND_SQL, Message, utcnow
 
 INBOUND_PENDING = ("received", "processing")
@@ -295,8 +295,15 @@ def one_statement(bind: Any, rows: int) -> bool:
     """Whether `store_inbound_many` or `finish_turns_many` of `rows` rows (the
     messages stored, the replies logged) is one statement on this engine
     (PostgreSQL; turns that ended without a reply take the statements one by
-    one), to run in `direct_unit(one_round_trip=True)`."""
+    one)."""
     return bind.dialect.name == "postgresql" and 0 < rows <= _MANY_ROWS
+
+
+def batch_unit(rows: int, url: Optional[str] = None) -> ContextManager[DirectUnit]:
+    """The unit for `store_inbound_many` or `finish_turns_many` of `rows`
+    rows: one round trip (`direct_unit(one_round_trip=True)`) when that is
+    one statement, otherwise a unit of the statements one by one."""
+    return direct_unit(url, one_round_trip=one_statement(get_engine(url), rows))
 
 
 _MANY_INBOUND = (

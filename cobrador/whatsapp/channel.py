@@ -59,7 +59,7 @@ from cobrador.heap import frozen, keep_frozen
 from cobrador.language.commands import neutralize_command
 from cobrador.language.text import fold
 from cobrador.ledger import commands, messages
-from cobrador.ledger.db import direct_unit, get_engine, session_scope
+from cobrador.ledger.db import direct_unit, session_scope
 from cobrador.ledger.phones import try_e164
 from cobrador.whatsapp import documents
 from cobrador.whatsapp.forwarded import (
@@ -224,7 +224,7 @@ def finish_turns_to_send(
     they are sent leaves them `sending` without a SID, for the resend sweep."""
     now = messages.utcnow()
     turns = list(zip(sids, outboxes, strict=True))
-    with direct_unit(one_round_trip=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
+    with messages.batch_unit(sum(map(len, outboxes))) as session:
         ids = messages.finish_turns_many(session, turns, "sending", now)
     return [(turn, now) for turn in ids]
 
@@ -285,7 +285,7 @@ def finish_turn(sid: str, outbox: list[tuple[str, str, list, str]]) -> None:
 def finish_turns(sids: Sequence[str], outboxes: Sequence[list[tuple[str, str, list, str]]]) -> list[None]:
     """`finish_turn` for turns that ended together, in one transaction."""
     turns = list(zip(sids, outboxes, strict=True))
-    with direct_unit(one_round_trip=messages.one_statement(get_engine(), sum(map(len, outboxes)))) as session:
+    with messages.batch_unit(sum(map(len, outboxes))) as session:
         messages.finish_turns_many(session, turns)
     return [None] * len(sids)
 
@@ -516,7 +516,7 @@ def store_inbound_batch(inbounds: Sequence[Inbound], claimed: Sequence[bool] = (
         (i.sid, i.phone, i.body, i.media, "processing" if c else "received")
         for i, c in zip(inbounds, claims, strict=True)
     ]
-    with direct_unit(one_round_trip=messages.one_statement(get_engine(), len(rows))) as session:
+    with messages.batch_unit(len(rows)) as session:
         new, languages = messages.store_inbound_many(
             session, rows, [i.sid for i, c in zip(inbounds, claims, strict=True) if c]
         )

@@ -144,11 +144,6 @@ def test_a_connection_the_database_dropped_mid_unit_is_not_pooled_again(postgres
     admin.dispose()
 
 
-def _batch_unit(ledger_url: str, rows: int):  # noqa: ANN202
-    """The unit the ingest runs a batch in: one statement on PostgreSQL."""
-    return direct_unit(ledger_url, one_round_trip=messages.one_statement(get_engine(ledger_url), rows))
-
-
 def test_a_batch_stored_and_finished_in_one_statement_writes_the_rows_of_the_statements_one_by_one(
     ledger_url: str,
 ) -> None:
@@ -192,9 +187,9 @@ def test_a_batch_stored_and_finished_in_one_statement_writes_the_rows_of_the_sta
                     messages.set_inbound_status(session, sid, "processed")
             languages = {sid: found.get(phone) for sid, phone, *_ in batch(prefix)[:3]}
         else:
-            with _batch_unit(ledger_url, len(batch(prefix))) as unit:
+            with messages.batch_unit(len(batch(prefix)), ledger_url) as unit:
                 new, languages = messages.store_inbound_many(unit, batch(prefix), claimed)
-            with _batch_unit(ledger_url, 4) as unit:
+            with messages.batch_unit(4, ledger_url) as unit:
                 ids = messages.finish_turns_many(unit, turns(prefix))
         results[prefix] = (new, languages, ids)
     assert results["SMd"][0] == results["SMs"][0] == [True, True, True, False, False, True]
@@ -230,7 +225,7 @@ def test_a_one_round_trip_unit_commits_whole_or_not_at_all_and_refuses_what_woul
         messages.mark_outbound(unit, ids[0], "sent")  # held
         unit.defer(text("INSERT INTO debtors (phone) VALUES (:phone)"), {"phone": PHONES[0]})  # NOT NULLs, unique
     assert _row_status(ledger_url, "SMheld") == "queued"  # the whole round trip is one transaction
-    with pytest.raises(IntegrityError), _batch_unit(ledger_url, 2) as unit:  # the second row breaks NOT NULL
+    with pytest.raises(IntegrityError), messages.batch_unit(2, ledger_url) as unit:  # the second row breaks NOT NULL
         messages.store_inbound_many(unit, [("SMok", PHONES[0], "hola", [], "received"), ("SMbad", None, "", [], "x")])
     with pytest.raises(RuntimeError), direct_unit(ledger_url) as unit:  # the pooled connections commit at the end
         messages.record_inbound(unit, "SMlater", PHONES[0], "hola")
