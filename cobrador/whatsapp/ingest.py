@@ -103,12 +103,15 @@ STORE_FAILED = "the message could not be stored; try again"
 class Handover:
     """A message on its way to Rasa: `language` is its debtor's once it is
     claimed, `parse` its parse on the NLU worker (on the way), and `stored`,
-    while it is being stored claimed, what storing it did (or None) once done."""
+    while it is being stored claimed, what storing it did (or None) once done;
+    `written`, if given, is set once the message itself has gone to Rasa
+    (or its forward ended without)."""
 
     inbound: Inbound
     language: Optional[str] = None
     parse: Optional[asyncio.Future] = None
     stored: Optional[asyncio.Future] = None
+    written: Optional[asyncio.Future] = None
 
 
 def _store_failed() -> web.Response:
@@ -119,6 +122,11 @@ def _store_failed() -> web.Response:
 # in all); after that the Rasa channel's sweep picks the message up.
 RETRY_DELAYS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
+
+# Seconds the store of a message that goes to Rasa first waits for it to
+# have gone (normally a fraction of a millisecond; longer only if Rasa is
+# slow to take it, and then the store goes on without waiting more).
+FORWARD_FIRST_WAIT = 0.005
 
 # Seconds between looks at the model file while the NLU worker is stopped
 # (a new worker starts once the file changes).
@@ -292,6 +300,9 @@ class Ingest:
         self.clock: Callable[[], float] = time.monotonic
         self.http: Optional[aiohttp.ClientSession] = None
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
+        # Earlier forwards of a sender whose next one went on while they record
+        # their replies (`forward`): waited for on the way out like the chains.
+        self.recording: set[asyncio.Task] = set()
         self.turns = asyncio.Semaphore(int(os.environ.get("COBRADOR_MAX_TURNS_IN_FLIGHT", "32")))
         self.look_every = LOOK_EVERY
         self.drain_seconds = float(os.environ.get("COBRADOR_DRAIN_SECONDS", "8"))
@@ -342,7 +353,9 @@ class Ingest:
         stays claimed until the stale-claim sweep takes it, minutes later."""
         deadline = self.clock() + self.drain_seconds
         while True:
-            under_way = [task for task in (*self.chains.values(), *self.sending.values()) if not task.done()]
+            under_way = [
+                task for task in (*self.chains.values(), *self.recording, *self.sending.values()) if not task.done()
+            ]
             left = deadline - self.clock()
             if not under_way or left <= 0:
                 break
@@ -377,21 +390,34 @@ class Ingest:
             claim = not admission.opt_out and self._can_start(inbound.phone)
             if claim:
                 self.storing.add(inbound.phone)
-            storing = self.acks.submit(inbound, claim)
+            loop = asyncio.get_running_loop()
+            # While Rasa has no turn under way (at most some whose replies are
+            # being recorded), this one goes to it first, and only then are its
+            # store and its parse begun: Rasa reads the debtor's tracker while
+            # the message is stored and parsed, and takes the message once word
+            # comes that it is stored, its parse following on the same request
+            # (cobrador.whatsapp.forwarded). Under load Rasa's core is the limit,
+            # not the wait: the message goes once stored, with its parse, in one
+            # piece, as cheaply as can be.
+            early = loop.create_future() if claim and self._rasa_idle() else None
             # The NLU worker parses the text while the message is stored (see
             # cobrador.whatsapp.understanding): Rasa's core is spared the parse.
-            parse = None
-            if not admission.opt_out and self.understanding is not None:
-                parse = self.understanding.parse_soon(neutralize_command(inbound.body))
-            # While Rasa has no other turn, this one goes to it now: it reads
-            # the debtor's tracker while the message is stored, and takes the
-            # message once word comes that it is (cobrador.whatsapp.forwarded).
-            # Under load Rasa's core is the limit, not the wait: the message
-            # goes once stored, with its parse, in one piece, as cheaply as can be.
-            early = asyncio.get_running_loop().create_future() if claim and not self.chains else None
-            if early is not None:
-                self.forward(Handover(inbound, None, parse, early))
+            worker = None if admission.opt_out else self.understanding
+            parse: Optional[asyncio.Future] = None
+            storing: Optional[asyncio.Future] = None
             try:
+                if early is not None:
+                    parse = loop.create_future() if worker is not None else None  # filled in below
+                    written = loop.create_future()
+                    self.forward(Handover(inbound, None, parse, early, written))
+                    await asyncio.wait([written], timeout=FORWARD_FIRST_WAIT)
+                storing = self.acks.submit(inbound, claim)
+                if worker is not None:
+                    asked = worker.parse_soon(neutralize_command(inbound.body))
+                    if parse is None:
+                        parse = asked
+                    else:
+                        _pass_on(asked, parse)
                 stored = await storing
             except SQLAlchemyError:
                 logger.exception("the message could not be stored")
@@ -400,8 +426,8 @@ class Ingest:
             finally:  # Rasa is told what came of it (nothing stored, if this failed or was cancelled)
                 self.storing.discard(inbound.phone)
                 if early is not None and not early.done():
-                    ok = storing.done() and not storing.cancelled() and storing.exception() is None
-                    early.set_result(storing.result() if ok else None)
+                    ok = storing is not None and storing.done() and not storing.cancelled()
+                    early.set_result(storing.result() if ok and storing.exception() is None else None)
             if not stored.new:  # a replay: acknowledged, dropped
                 _drop(parse)
                 return web.Response(status=200, text=EMPTY_TWIML, content_type="text/xml")
@@ -447,10 +473,26 @@ class Ingest:
         idle = phone not in self.chains or phone in self.answered
         return idle and phone not in self.storing and not self.turns.locked()
 
+    def _rasa_idle(self) -> bool:
+        """Whether Rasa has none of this ingest's turns under way: every
+        forward left has Rasa's answer and is only recording its replies."""
+        return all(phone in self.answered for phone in self.chains)
+
     def forward(self, handover: Handover) -> None:
-        """Hands the message to Rasa after the sender's previous one is answered."""
+        """Hands the message to Rasa after the sender's previous one is answered.
+
+        A previous one that is answered and only recording its replies is not
+        waited for: its recording went to its writer in the step its answer
+        came (`hand_over`), and the writers take their items in order, so its
+        replies are recorded (and sent) before this turn's; Rasa, for its part,
+        runs a debtor's turns one after the other."""
         phone = handover.inbound.phone
-        self.chains[phone] = self._spawn(self._forward_after(self.chains.get(phone), handover))
+        previous = self.chains.get(phone)
+        if previous is not None and phone in self.answered:
+            self.recording.add(previous)
+            previous.add_done_callback(self.recording.discard)
+            previous = None
+        self.chains[phone] = self._spawn(self._forward_after(previous, handover))
         self.answered.discard(phone)
 
     async def _forward_after(self, previous: Optional[asyncio.Task], handover: Handover) -> None:
@@ -461,6 +503,8 @@ class Ingest:
             async with self.turns:
                 await self.hand_over(handover)
         finally:
+            if handover.written is not None and not handover.written.done():
+                handover.written.set_result(None)  # it did not go: its store waits no more
             self.claims.let_go(inbound.sid)  # answered, given back, or left to the sweep
             # Forgotten in the same step as the turn's end (a done-callback
             # would run a loop iteration later, after the debtor's next message
@@ -711,6 +755,8 @@ class Ingest:
 
         async def streamed() -> AsyncIterator[bytes]:
             yield body + b"\n"
+            if handover.written is not None and not handover.written.done():
+                handover.written.set_result(None)  # asked for more: the message went
             if stored is not None:
                 await stored
                 if not _new(stored):
@@ -781,6 +827,29 @@ def _new(stored: asyncio.Future) -> bool:
 def _drop(parse: Optional[asyncio.Future]) -> None:
     if parse is not None:
         parse.cancel()
+
+
+def _pass_on(asked: Optional[asyncio.Future], parse: asyncio.Future) -> None:
+    """Fills `parse`, which a forward gone first was given, with what the NLU
+    worker was then `asked` for (None: nothing, as `parsed` takes a failure);
+    dropping `parse` drops what was asked."""
+    if asked is None:
+        parse.set_result(None)
+        return
+
+    def settle(done: asyncio.Future) -> None:
+        if parse.done():
+            return
+        if done.cancelled():
+            parse.cancel()
+        elif done.exception() is not None:
+            logger.warning("no parse ahead for a message: %s", done.exception())
+            parse.set_result(None)
+        else:
+            parse.set_result(done.result())
+
+    asked.add_done_callback(settle)
+    parse.add_done_callback(lambda _: parse.cancelled() and asked.cancel())
 
 
 def _as_json(inbound: Inbound) -> dict[str, object]:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message
 from cobrador.whatsapp import ingest as ingest_module
-from cobrador.whatsapp.channel import forward_key, forward_signature
+from cobrador.whatsapp.channel import Inbound, forward_key, forward_signature
 from cobrador.whatsapp.forwarded import covered
 from cobrador.whatsapp.ingest import Ingest
 from cobrador.whatsapp.settings import ChannelSettings
@@ -302,11 +302,14 @@ def test_a_message_rasa_cannot_take_while_it_is_still_being_stored_is_given_back
 
 @contextmanager
 def fake_rasa(
-    status: int, replies: list[dict], model: Optional[list[str]] = None, seconds: float = 0.0
+    status: int,
+    replies: list[dict] | Callable[[dict], list[dict]],
+    model: Optional[list[str]] = None,
+    seconds: float = 0.0,
 ) -> Iterator[tuple[str, list[dict]]]:
     """A stand-in for the Rasa channel's /process: answers every forward with
-    `status` (and `replies`, and the id in `model[0]` as the model it runs,
-    if given) after `seconds` (the turn), and keeps what it was sent (what
+    `status` (and `replies`, or what `replies(message)` gives, and the id in
+    `model[0]` as the model it runs, if given) after `seconds` (the turn), and keeps what it was sent (what
     followed the message on lines of its own, whether it was stored, the
     debtor's language and the parse, kept as the message's; one not stored
     is answered 409). It checks the signatures as the channel does."""
@@ -335,7 +338,8 @@ def fake_rasa(
         await asyncio.sleep(seconds)
         if status != 200:
             return web.Response(status=status, text="already answered")
-        return web.json_response({"messages": replies, **({"model": model[0]} if model else {})})
+        answer = replies(message) if callable(replies) else replies
+        return web.json_response({"messages": answer, **({"model": model[0]} if model else {})})
 
     app = web.Application()
     app.router.add_post("/webhooks/whatsapp/process", process)
@@ -400,30 +404,33 @@ def test_while_rasa_is_idle_a_turn_goes_as_its_message_is_stored_and_under_load_
     assert inbound_statuses(ledger_url) == {fields["MessageSid"]: "processed", busy["MessageSid"]: "processed"}
 
 
-def test_a_message_that_comes_while_the_last_turn_is_recorded_is_stored_claimed(
+def test_a_message_that_comes_while_the_last_turn_is_recorded_is_stored_claimed_and_goes_to_rasa_at_once(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rasa has answered the debtor's turn and its replies are being recorded
     when the next message comes: that one is stored already claimed (no claim
-    transaction of its own) and its turn follows the first's."""
+    transaction of its own) and goes to Rasa at once, first, as to an idle
+    Rasa (the recording is not waited for); its replies are recorded after
+    the first turn's, which were handed to the writer first."""
     phone = "+525553000031"
-    reply = {"phone": phone, "body": "¡Hola!", "media": [], "sender": "bot"}
     recording, release = threading.Event(), threading.Event()
     claimed_apart: list[str] = []
     real_claim = ingest_module.claim_for_turn
 
     class HeldRecording(ingest_module.GroupWriter):
-        """The first turn's recording waits (on the event loop: SQLite's one
-        database thread stays free to store the next message)."""
+        """The first turn's recording is slow to be written: its batch waits
+        (on the event loop: SQLite's one database thread stays free to store
+        the next message), and what comes meanwhile waits behind it, as
+        behind a slow write."""
 
-        def submit(self, *item):  # noqa: ANN002, ANN202
+        def _start(self, items):  # noqa: ANN001, ANN202
             if self.write is not ingest_module.finish_turns or recording.is_set():
-                return super().submit(*item)
+                return super()._start(items)
             recording.set()
 
             async def later():  # noqa: ANN202
                 await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
-                return await super(HeldRecording, self).submit(*item)
+                return await super(HeldRecording, self)._start(items)
 
             return asyncio.ensure_future(later())
 
@@ -431,18 +438,73 @@ def test_a_message_that_comes_while_the_last_turn_is_recorded_is_stored_claimed(
         claimed_apart.append(sid)
         return real_claim(sid, phone, recovered)
 
+    def replies(message: dict) -> list[dict]:
+        return [{"phone": phone, "body": f"re: {message['body']}", "media": [], "sender": "bot"}]
+
     monkeypatch.setattr(ingest_module, "GroupWriter", HeldRecording)
     monkeypatch.setattr(ingest_module, "claim_for_turn", claim)
-    with fake_rasa(200, [reply]) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
+    with fake_rasa(200, replies) as (rasa_url, received), running_ingest(ledger_url, monkeypatch, rasa_url) as base:
         first = post_message(base, phone, "hola")
         assert recording.wait(10)  # answered by Rasa, being recorded
         second = post_message(base, phone, "quiero pagar")
         assert inbound_statuses(ledger_url)[second["MessageSid"]] == "processing"  # claimed as it was stored
+        wait_until(lambda: len(received) == 2)  # at Rasa while the first's recording still waits
+        assert inbound_statuses(ledger_url) == {first["MessageSid"]: "processing", second["MessageSid"]: "processing"}
         release.set()
         assert wait_for_status(ledger_url, second["MessageSid"], "processed") == "processed"
-    assert [m["sid"] for m in received] == [first["MessageSid"], second["MessageSid"]]
+    assert [(m["sid"], m.get("stored_follows")) for m in received] == [
+        (first["MessageSid"], True), (second["MessageSid"], True),
+    ]  # fmt: skip
     assert claimed_apart == []
     assert inbound_statuses(ledger_url)[first["MessageSid"]] == "processed"
+    assert outbound_bodies(ledger_url) == ["re: hola", "re: quiero pagar"]  # in the order of the turns
+
+
+def test_while_rasa_is_idle_the_message_goes_to_it_before_its_store_begins(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rasa reads the debtor's tracker while the message is stored: with no
+    turn under way, the forward has gone (Rasa asked for what follows it)
+    by the time the message is handed to be stored; under load it is handed
+    to be stored first and goes once stored."""
+    went: dict[str, threading.Event] = {}  # by MessageSid
+    seen_by_store: list[bool] = []
+    real_body, real_submit = Ingest._forward_body, ingest_module.GroupWriter.submit
+
+    async def forward_body(self, handover):  # noqa: ANN001, ANN202
+        forward = await real_body(self, handover)
+        if forward is None or isinstance(forward[0], bytes):
+            return forward
+        stream, headers = forward
+        gone = went[handover.inbound.sid] = threading.Event()
+
+        async def watched():  # noqa: ANN202
+            async for chunk in stream:
+                yield chunk
+                gone.set()  # asked for the next chunk: this one went
+
+        return watched(), headers
+
+    def submit(self, *item):  # noqa: ANN001, ANN002, ANN202
+        if isinstance(item[0], Inbound):  # a message handed to be stored
+            seen_by_store.append(item[0].sid in went and went[item[0].sid].is_set())
+        return real_submit(self, *item)
+
+    monkeypatch.setattr(Ingest, "_forward_body", forward_body)
+    monkeypatch.setattr(ingest_module.GroupWriter, "submit", submit)
+    reply = {"phone": "+525553000041", "body": "¡Hola!", "media": [], "sender": "bot"}
+    with (
+        fake_rasa(200, [reply], seconds=0.5) as (rasa_url, received),
+        running_ingest(ledger_url, monkeypatch, rasa_url) as base,
+    ):
+        first = post_message(base, "+525553000041", "hola")
+        wait_until(lambda: received)  # its turn runs (half a second): Rasa is busy
+        busy = post_message(base, "+525553000042", "hola")
+        assert wait_for_status(ledger_url, busy["MessageSid"], "processed") == "processed"
+    assert seen_by_store == [True, False]
+    assert [(m["sid"], m.get("stored_follows")) for m in received] == [
+        (first["MessageSid"], True), (busy["MessageSid"], None),
+    ]  # fmt: skip
 
 
 def outbound_bodies(database_url: str) -> list[str]:
