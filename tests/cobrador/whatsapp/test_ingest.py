@@ -309,10 +309,10 @@ def fake_rasa(
 ) -> Iterator[tuple[str, list[dict]]]:
     """A stand-in for the Rasa channel's /process: answers every forward with
     `status` (and `replies`, or what `replies(message)` gives, and the id in
-    `model[0]` as the model it runs, if given) after `seconds` (the turn), and keeps what it was sent (what
-    followed the message on lines of its own, whether it was stored, the
-    debtor's language and the parse, kept as the message's; one not stored
-    is answered 409). It checks the signatures as the channel does."""
+    `model[0]` as the model it runs, if given) after `seconds` (the turn),
+    and keeps what it was sent (what followed the message on lines of its
+    own, whether it was stored, the debtor's language and the parse, kept as
+    the message's; one not stored is answered 409). It checks the signatures as the channel does."""
     received: list[dict] = []
     keys = [forward_key(token) for token in (TOKEN, "account-auth-token")]  # local and Twilio mode
 
@@ -460,7 +460,7 @@ def test_a_message_that_comes_while_the_last_turn_is_recorded_is_stored_claimed_
     assert outbound_bodies(ledger_url) == ["re: hola", "re: quiero pagar"]  # in the order of the turns
 
 
-def test_while_rasa_is_idle_the_message_goes_to_it_before_its_store_begins(
+def test_while_rasa_is_idle_the_message_goes_to_it_before_it_is_handed_to_be_stored(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rasa reads the debtor's tracker while the message is stored: with no
