@@ -5,15 +5,15 @@ so a debtor's reply comes back sooner; what the turn does is unchanged.
 
 * **The message goes to Rasa while it is stored.** While Rasa has no turn
   under way (at most some whose replies the ingest is recording), a message
-  whose turn can start at once is sent to Rasa first, and the ingest begins
-  to store it and to have it parsed once it has gone (under load, when
-  Rasa's core and not the wait is the limit, once stored, with its parse,
-  in one piece); word that it is stored (and the debtor's language, from
-  the claim) follows on the same request, as a line of its own, once the
-  transaction commits, and then, if the NLU worker was still parsing it,
-  its parse (each line signed for that message). Rasa reads the debtor's tracker meanwhile, which changes
-  nothing (a new session's start only reads the ledger), and its processor
-  takes the message into the conversation only once it is stored
+  whose turn can start at once is sent to Rasa first, and the ingest begins to
+  store it and to have it parsed once it has gone (under load, when Rasa's
+  core and not the wait is the limit, once stored, with its parse, in one
+  piece); word that it is stored (and the debtor's language, from the claim)
+  follows on the same request, as a line of its own, once the transaction
+  commits, and then, if the NLU worker was still parsing it, its parse (each
+  line signed for that message). Rasa reads the debtor's tracker meanwhile,
+  which changes nothing (a new session's start only reads the ledger), and its
+  processor takes the message into the conversation only once it is stored
   (`_handle_message_with_tracker`): a message that is not stored (a replay,
   the database down) goes no further (`NotStored`), so none is processed
   before it is stored. The processor takes the parse then, waiting for it at
