@@ -463,20 +463,22 @@ class Ingest:
             return web.Response(status=code, text=str(content))
         return web.Response(body=content, content_type="application/pdf", headers=MEDIA_HEADERS)
 
+    def _under_way(self, phone: str) -> bool:
+        """Whether the sender has a turn on its way to Rasa or at Rasa. One
+        that has Rasa's answer is not: only its recording is left, and the
+        next message's turn starts right away. A debtor mostly writes again on
+        seeing the replies, which show (or go) once recorded; the turn's task
+        tidies up a few steps of the event loop later, and a message that came
+        in before that (a quarter of all at 30 conversations) cost a claim
+        transaction of its own, and waited for that task."""
+        return phone in self.chains and phone not in self.answered
+
     def _can_start(self, phone: str) -> bool:
-        # A sender whose last turn has Rasa's answer counts as having none: only
-        # its recording is left, and the next message's turn starts right after.
-        # A debtor mostly writes again on seeing the replies, which show (or
-        # go) once recorded; the turn's task tidies up a few steps of the event
-        # loop later, and a message that came in before that (a quarter of all
-        # at 30 conversations) cost a claim transaction of its own.
-        idle = phone not in self.chains or phone in self.answered
-        return idle and phone not in self.storing and not self.turns.locked()
+        return not self._under_way(phone) and phone not in self.storing and not self.turns.locked()
 
     def _rasa_idle(self) -> bool:
-        """Whether Rasa has none of this ingest's turns under way: every
-        forward left has Rasa's answer and is only recording its replies."""
-        return all(phone in self.answered for phone in self.chains)
+        """Whether Rasa has none of this ingest's turns under way."""
+        return not any(self._under_way(phone) for phone in self.chains)
 
     def forward(self, handover: Handover) -> None:
         """Hands the message to Rasa after the sender's previous one is answered.
@@ -488,7 +490,7 @@ class Ingest:
         runs a debtor's turns one after the other."""
         phone = handover.inbound.phone
         previous = self.chains.get(phone)
-        if previous is not None and phone in self.answered:
+        if previous is not None and not self._under_way(phone):
             self.recording.add(previous)
             previous.add_done_callback(self.recording.discard)
             previous = None
