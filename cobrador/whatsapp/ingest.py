@@ -49,11 +49,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Optional, TypeVar
 
-import aiohttp
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
+from cobrador import heap
 from cobrador.config import settings as settings_for_db
 from cobrador.language.commands import neutralize_command
 from cobrador.ledger.messages import LoggedMessage
@@ -84,6 +84,7 @@ from cobrador.whatsapp.channel import (
     store_inbound_batch,
 )
 from cobrador.whatsapp.forwarded import covered
+from cobrador.whatsapp.rasa_link import Dropped, RasaLink, Unreachable
 from cobrador.whatsapp.settings import ChannelSettings
 from cobrador.whatsapp.twilio_api import SendError, TwilioSender
 from cobrador.whatsapp.understanding import Understanding, file_stamp, parsed
@@ -298,7 +299,8 @@ class Ingest:
         longest = 2 * self.sender.longest_send_seconds() if self.sender is not None else 0.0
         self.renew_after = self.unsent_after - longest - sum(OUTCOME_DELAYS) - 10.0
         self.clock: Callable[[], float] = time.monotonic
-        self.http: Optional[aiohttp.ClientSession] = None
+        # Rasa's /process: connections kept alive, requests written straight to them.
+        self.rasa = RasaLink(self.rasa_url)
         self.chains: dict[str, asyncio.Task] = {}  # last forward per sender, to keep their order
         # Earlier forwards of a sender whose next one went on while they record
         # their replies (`forward`): waited for on the way out like the chains.
@@ -325,8 +327,6 @@ class Ingest:
         return app
 
     async def _start(self, app: web.Application) -> None:
-        # A turn can take a while under load; a connection that cannot even open fails fast.
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=5))
         if self.understanding is not None:
             self.understanding.start()
         if self.sender is not None:
@@ -337,8 +337,7 @@ class Ingest:
         await self._drain()
         for task in list(self.tasks):
             task.cancel()
-        if self.http is not None:
-            await self.http.close()
+        await self.rasa.close()
         if self.sender is not None:
             await self.sender.close()
         self.pool.shutdown()
@@ -372,9 +371,13 @@ class Ingest:
             parse_ahead = "off"
         else:
             parse_ahead = "ready" if worker.model_id is not None else "loading"
+        # heap_frozen: what start-up left is out of the garbage collector's full walks (`serve`).
         return web.json_response(
-            {"status": "ok", "mode": "local" if self.settings.local else "twilio", "parse_ahead": parse_ahead}
-        )
+            {
+                "status": "ok", "mode": "local" if self.settings.local else "twilio", "parse_ahead": parse_ahead,
+                "heap_frozen": heap.frozen(),
+            }
+        )  # fmt: skip
 
     async def webhook(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -679,37 +682,39 @@ class Ingest:
         stays claimed: the channel's stale-claim sweep records the replies the
         turn gave (or, if Rasa restarted, its start-up recovery runs the turn),
         never twice in a row."""
-        assert self.http is not None
         inbound, stored = handover.inbound, handover.stored
         for delay in self.retry_delays:
-            await asyncio.sleep(delay)
+            if delay:  # the first try goes at once, without a turn of the loop
+                await asyncio.sleep(delay)
             forward = await self._forward_body(handover)
             if forward is None:
                 return None  # not stored: no turn
             body, headers = forward
             try:
-                async with self.http.post(self.rasa_url + PROCESS_PATH, data=body, headers=headers) as answer:
-                    if answer.status == 200:
-                        payload = await answer.json()
-                        self._follow(payload.get("model"))
-                        return [(m["phone"], m["body"], m["media"], m["sender"]) for m in payload["messages"]]
-                    if answer.status in (404, 502, 503):  # Rasa (re)starting or behind a proxy that is
-                        continue
-                    if answer.status == 409 and stored is not None and not _new(stored):
-                        return None  # not stored (said here already): Rasa dropped the turn
-                    if answer.status == 409:  # its recovery or sweep took it meanwhile and answers it
-                        logger.info("%s is answered by the Rasa channel itself", inbound.sid)
-                        return None
-                    logger.error("Rasa answered %s for %s: %s", answer.status, inbound.sid, await answer.text())
-                    return None
-            except aiohttp.ClientConnectionError as error:
-                if not isinstance(error, aiohttp.ClientConnectorError):
-                    logger.error("Rasa dropped %s mid-turn (%s); answered after its restart", inbound.sid, error)
-                    return None
+                answer = await self.rasa.post(PROCESS_PATH, headers, body)
+            except Unreachable as error:
                 logger.warning("Rasa unreachable for %s (%s); retrying", inbound.sid, error)
+                continue
+            except Dropped as error:
+                logger.error("Rasa dropped %s mid-turn (%s); answered after its restart", inbound.sid, error)
+                return None
             except asyncio.TimeoutError:
                 logger.error("Rasa took too long with %s; the stale-claim sweep records its replies", inbound.sid)
                 return None
+            if answer.status == 200:
+                payload = json.loads(answer.body)
+                self._follow(payload.get("model"))
+                return [(m["phone"], m["body"], m["media"], m["sender"]) for m in payload["messages"]]
+            if answer.status in (404, 502, 503):  # Rasa (re)starting or behind a proxy that is
+                continue
+            if answer.status == 409 and stored is not None and not _new(stored):
+                return None  # not stored (said here already): Rasa dropped the turn
+            if answer.status == 409:  # its recovery or sweep took it meanwhile and answers it
+                logger.info("%s is answered by the Rasa channel itself", inbound.sid)
+                return None
+            text = answer.body.decode("utf-8", "replace")
+            logger.error("Rasa answered %s for %s: %s", answer.status, inbound.sid, text)
+            return None
         logger.error("Rasa did not take %s; it is given back to the channel's sweep", inbound.sid)
         if stored is not None:
             # Still being stored claimed (the forward went first): given back
@@ -861,14 +866,24 @@ def _as_json(inbound: Inbound) -> dict[str, object]:
     }  # fmt: skip
 
 
+async def _freeze_heap(app: web.Application) -> None:
+    heap.freeze()
+
+
 def serve(host: str, port: int, rasa_url: str, model: Optional[str] = None) -> None:
     """Runs the ingest until interrupted (`python -m cobrador ingest`); with
     `model` (Rasa's), the NLU worker parses ahead unless COBRADOR_PARSE_AHEAD=off."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
     understanding = Understanding(Path(model)) if model and parse_ahead_enabled() else None
     ingest = Ingest(ChannelSettings.from_env(), rasa_url, understanding=understanding)
+    app = ingest.app()
+    # What start-up made (aiohttp, SQLAlchemy, twilio, the channel's Rasa
+    # imports: some 200,000 objects, none of them garbage) is kept out of the
+    # garbage collector's full walks, which took 85-100 ms of the event loop
+    # each, every thousand turns or so (cobrador.heap).
+    app.on_startup.append(_freeze_heap)
     # uvloop (installed with Sanic, which Rasa runs on) makes the loop's own
     # work, sockets and callbacks from the database threads, cheaper.
     import uvloop
 
-    web.run_app(ingest.app(), host=host, port=port, access_log=None, print=None, loop=uvloop.new_event_loop())
+    web.run_app(app, host=host, port=port, access_log=None, print=None, loop=uvloop.new_event_loop())

@@ -72,6 +72,20 @@ def outbound_count(stack, phone: str) -> int:
     return len([m for m in log(stack, phone) if m.direction == "outbound"])
 
 
+def test_the_ingest_and_the_action_server_keep_what_start_up_made_out_of_full_collections(stack) -> None:
+    """Like Rasa (tests/e2e/test_recovery.py), the ingest and the action
+    server freeze their heaps once up (cobrador.heap), so a full garbage
+    collection does not walk what their imports made."""
+    assert wait_until(
+        lambda: requests.get(stack.public_url + "/webhooks/whatsapp/", timeout=5).json()["heap_frozen"],
+        tries=100,
+        step=0.1,
+    )
+    assert wait_until(
+        lambda: requests.get(stack.actions_url + "/heap", timeout=5).json()["heap_frozen"], tries=100, step=0.1
+    )
+
+
 @pytest.mark.parametrize("server", ["ingest", "rasa"])
 def test_unsigned_and_tampered_webhooks_are_refused_and_nothing_is_stored(stack, server: str) -> None:
     base = stack.public_url if server == "ingest" else stack.rasa_url
