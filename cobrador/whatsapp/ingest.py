@@ -879,7 +879,7 @@ def serve(host: str, port: int, rasa_url: str, model: Optional[str] = None) -> N
     app = ingest.app()
     # What start-up made (aiohttp, SQLAlchemy, twilio, the channel's Rasa
     # imports: some 200,000 objects, none of them garbage) is kept out of the
-    # garbage collector's full walks, which took 85-100 ms of the event loop
+    # garbage collector's full walks, which took 85-130 ms of the event loop
     # each, every thousand turns or so (cobrador.heap).
     app.on_startup.append(_freeze_heap)
     # uvloop (installed with Sanic, which Rasa runs on) makes the loop's own

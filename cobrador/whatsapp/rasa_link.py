@@ -2,13 +2,12 @@
 connections, written straight to the socket.
 
 Every turn the ingest forwards is one POST to Rasa, and at one conversation the
-time a turn spends outside Rasa counts against it whole. aiohttp's client took
-about 0.4 ms of the ingest's event loop from handing over the request to the
-message leaving (building the request, a task of its own to write the body),
-and as long again to hand back the answer. Here the request's head and its
-first chunk are written in the caller's step, one `write` each, and the answer
-is parsed as it arrives by httptools' C parser (which Sanic, under Rasa, uses
-as well).
+time a turn spends outside Rasa counts against it whole. With aiohttp's
+client the message left 0.39 ms after its forward began (building the
+request, a task of its own to write the body); here 0.14 ms (one trace each,
+README "Benchmarks"): the request's head and its first chunk are written in
+the caller's step, in one `write`, and the answer is parsed as it arrives by
+httptools' C parser (which Sanic, under Rasa, uses as well).
 
 A request body is bytes, or chunks from an async iterator sent as they come
 (chunked transfer encoding): the ingest sends the message first and word that
