@@ -141,7 +141,6 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def reusable(self) -> bool:
-        assert self.parser is not None
         return not self.closed and self.reuse
 
     def _fail(self, error: Exception) -> None:

@@ -27,6 +27,7 @@ from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from cobrador.devstack import free_port
 from cobrador.ledger.db import session_scope
 from cobrador.ledger.models import Message
 from cobrador.whatsapp import ingest as ingest_module
@@ -61,12 +62,6 @@ def running_ingest(
         settings = dataclasses.replace(settings, public_url=base)
     with serving(Ingest(settings, rasa_url, retry_delays=(0.0,), understanding=understanding).app(), port):
         yield base
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

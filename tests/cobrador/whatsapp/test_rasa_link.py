@@ -6,13 +6,13 @@ ingest's), whose transports differ in small ways."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import uvloop
 from aiohttp import web
 
+from cobrador.devstack import free_port
 from cobrador.whatsapp.rasa_link import Answer, Dropped, RasaLink, Unreachable
 
 
@@ -183,12 +183,6 @@ def test_a_connection_the_server_closed_or_left_idle_too_long_is_not_used_again(
     closed_by_server, idle = run(scenario())
     assert closed_by_server[0]["port"] != closed_by_server[1]["port"]
     assert idle[0]["port"] != idle[1]["port"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_nothing_listening_is_unreachable(run) -> None:  # noqa: ANN001
