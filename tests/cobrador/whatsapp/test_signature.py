@@ -104,3 +104,25 @@ def test_the_form_answers_the_validator_as_a_multidict_does() -> None:
     form = parse_form(b"Body=&Body=hola&To=whatsapp%3A%2B1")
     assert form.getall("Body") == form.getlist("Body") == ["", "hola"]
     assert validator.get_values(form, "Body") == ["", "hola"]
+
+
+class CountingValidator(RequestValidator):
+    """twilio's validator, counting the signatures it computes (one HMAC each)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.computed = 0
+
+    def compute_signature(self, uri, params):  # noqa: ANN001, ANN201 - the library's signature
+        self.computed += 1
+        return super().compute_signature(uri, params)
+
+
+def test_a_genuine_request_costs_one_hmac_and_a_forged_one_all_three() -> None:
+    counting = CountingValidator(TOKEN)
+    body, signature = signed(URL, FIELDS)
+    assert signed_by_twilio(counting, URL, parse_form(body), signature)
+    assert counting.computed == 1  # `validate` alone computes two
+    counting.computed = 0
+    assert not signed_by_twilio(counting, URL, parse_form(body_of({**FIELDS, "Body": "otro"})), signature)
+    assert counting.computed == 3  # the configured URL's, then validate's two
