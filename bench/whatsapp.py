@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sqlite3
 import statistics
@@ -113,6 +114,42 @@ def cpu_line(costs: list[dict[str, float]]) -> str:
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> Optional[tuple[float, float]]:
+    """A distribution-free interval for the median of `values`: the order
+    statistics whose ranks the binomial distribution with p = 1/2 gives,
+    covering the median with at least `confidence` if the values are
+    independent draws. The rounds' webhook/REST ratios are only roughly so
+    (a slow spell of the machine can span rounds, and both channels of a
+    round do not always feel it alike), so the interval is a guide, not a
+    guarantee. None when there are too few values for one (fewer than 6 at 95 %)."""
+    n, tail = len(values), (1 - confidence) / 2
+    below, k = 0.0, 0  # P(Binomial(n, 1/2) <= k - 1)
+    while k < n and below + math.comb(n, k) / 2**n <= tail:
+        below += math.comb(n, k) / 2**n
+        k += 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+def verdict(paired: list[float]) -> str:
+    """The median of the rounds' webhook/REST ratios, its 95 % interval, and
+    what the interval says of the bar (webhook turns/s at least REST's)."""
+    median = f"median {statistics.median(paired):.0%}"
+    interval = median_interval(paired)
+    if interval is None:
+        return f"{median} (too few rounds for an interval)"
+    low, high = interval
+    if low >= 1:
+        said = "at least REST's"
+    elif high < 1:
+        said = "below REST's"
+    else:
+        said = "not told apart from REST's"
+    return f"{median}, 95 % interval {low:.0%}-{high:.0%}: {said}"
 
 
 class Ledger:
@@ -465,11 +502,7 @@ async def measure(stack, ledger, turns: int, levels: tuple[int, ...], rounds: in
             # figure the machine's drift (rounds of one channel vary by a third
             # here) disturbs least.
             paired = [w / r for w, r in zip(webhook_rates, rest_rates, strict=True)]
-            print(
-                f"   webhook/REST by round: {', '.join(f'{p:.0%}' for p in paired)}; "
-                f"median {statistics.median(paired):.0%}",
-                flush=True,
-            )
+            print(f"   webhook/REST by round: {', '.join(f'{p:.0%}' for p in paired)}; {verdict(paired)}", flush=True)
             print(f"   webhook: {cpu_line(cpu['webhook'])} | REST: {cpu_line(cpu['rest'])}", flush=True)
     watcher.cancel()
 
