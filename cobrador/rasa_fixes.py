@@ -77,16 +77,27 @@ has to change. Each fix keeps Rasa's behaviour and only removes waste.
   turn's ticket also returns the lock as it wrote it, the look Rasa took
   next with a GET of its own: a turn's lock and release are two round trips,
   not three.
-* **On PostgreSQL, a turn's tracker read is one round trip and its save two.**
+* **On PostgreSQL, a turn's tracker read is one round trip and its save one.**
   Rasa reads in a transaction (BEGIN, the SELECT, ROLLBACK) and saves in
   another (BEGIN, the count, the insert, COMMIT). A single statement is a
   transaction of its own, and the count was no more bound to the insert in
   Rasa's transaction (READ COMMITTED locks nothing it reads; the
   conversation's lock keeps other saves away), so they run on a pool of
-  autocommit connections of their own: one round trip to read, two to save
+  autocommit connections of their own: one round trip to read, one to save
   (the insert of every new event is one statement, psycopg2's
   execute_values; over `ONE_INSERT_ROWS` events at once, Rasa's transaction).
-  Not when Rasa is to check a `POSTGRESQL_SCHEMA` in every session.
+  The count, which tells the save which of the tracker's events the store
+  holds already, is skipped when the store itself read the tracker or last
+  saved it: it knows then (`STORED_EVENTS`: how many of the tracker's events,
+  from its first, the store holds; under the conversation's lock nobody else
+  adds any). A tracker made otherwise (a new conversation, a copy, one
+  rebuilt from events) is counted as before, and so is one that keeps only
+  its last events (`max_event_history`). (Counting also went wrong for a
+  tracker that began a new session and was saved twice: the second count
+  starts at the new SessionStarted, while the tracker's events start at the
+  old one, so old events were appended again; Rasa's turns save once, but a
+  tracker the store knows no longer can.) Not when Rasa is to check a
+  `POSTGRESQL_SCHEMA` in every session.
 * **A store on another host is waited for on a thread.** Rasa calls its
   tracker store (SQLAlchemy) and its Redis lock store (redis-py) from its one
   event loop, synchronously: every round trip of a turn stopped every other
@@ -240,6 +251,10 @@ def _event_classes_by_name() -> None:
 # rows, and more would be several statements.
 ONE_INSERT_ROWS = 1000
 
+# The attribute a tracker the SQL store read or saved carries: how many of
+# its events, from its first, the store holds (see `_tracker_store_as_sql`).
+STORED_EVENTS = "_cobrador_stored_events"
+
 # Where Rasa's tracker and lock stores do their I/O: "auto" (on a thread when
 # the store is on another host, on the event loop when it is on this one),
 # "yes" (always on a thread) or "no" (always on the loop, as Rasa does).
@@ -336,7 +351,10 @@ def _tracker_store_as_sql() -> None:
         query = read_all if fetch_events_from_all_sessions else read_latest
         events = await off_loop(self, self.engine.url.host, read_events, self, query, sender_id)
         if self.domain and len(events) > 0:
-            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            if len(tracker.events) == len(events):  # every one kept: the store holds them all
+                setattr(tracker, STORED_EVENTS, len(events))
+            return tracker
         return None
 
     def read_events(self: SQLTrackerStore, query: Any, sender_id: str) -> list:
@@ -350,7 +368,9 @@ def _tracker_store_as_sql() -> None:
     def _additional_events(self: SQLTrackerStore, session: Any, tracker: DialogueStateTracker) -> Any:
         if not ours(self):
             return stock_additional_events(self, session, tracker)
-        stored = session.execute(count_latest, {"sender": tracker.sender_id}).scalar()
+        stored = known_stored(tracker)
+        if stored is None:
+            stored = session.execute(count_latest, {"sender": tracker.sender_id}).scalar()
         return itertools.islice(tracker.events, stored, len(tracker.events))
 
     async def save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
@@ -375,27 +395,40 @@ def _tracker_store_as_sql() -> None:
             )
         return rows
 
+    def known_stored(tracker: DialogueStateTracker) -> Optional[int]:
+        """How many of the tracker's events (from its first) the store holds,
+        if the store read or saved this tracker; None: they are to be counted."""
+        known = getattr(tracker, STORED_EVENTS, None)
+        if not isinstance(known, int) or tracker.events.maxlen is not None or not 0 <= known <= len(tracker.events):
+            return None
+        return known
+
     def write_events(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
         engine = autocommit(self)
         if engine is not None:
-            # The count, then one INSERT of every new event (psycopg2's
-            # execute_values: one statement, so all or none), each its own
-            # transaction: two round trips instead of four. The count and the
-            # insert were no more bound together in Rasa's transaction (READ
-            # COMMITTED locks nothing read); the conversation's lock keeps
-            # other saves of this tracker away.
+            # One INSERT of every new event (psycopg2's execute_values: one
+            # statement, so all or none), its own transaction, after the count
+            # of those stored only when the store did not read or save this
+            # tracker itself: one round trip (or two) instead of four. The
+            # count and the insert were no more bound together in Rasa's
+            # transaction (READ COMMITTED locks nothing read); the
+            # conversation's lock keeps other saves of this tracker away.
             with engine.connect() as connection:
-                stored = connection.execute(count_latest, {"sender": tracker.sender_id}).scalar()
+                stored = known_stored(tracker)
+                if stored is None:
+                    stored = connection.execute(count_latest, {"sender": tracker.sender_id}).scalar()
                 rows = rows_of(itertools.islice(tracker.events, stored, None), tracker.sender_id)
                 if len(rows) <= ONE_INSERT_ROWS:
                     if rows:
                         connection.execute(insert, rows)
+                    setattr(tracker, STORED_EVENTS, len(tracker.events))
                     return
         with self.session_scope() as session:  # SQLite (on this machine: no round trips); or many events at once
             rows = rows_of(self._additional_events(session, tracker), tracker.sender_id)
             if rows:
                 session.execute(insert, rows)
             session.commit()
+        setattr(tracker, STORED_EVENTS, len(tracker.events))
 
     SQLTrackerStore._retrieve = _retrieve  # type: ignore[method-assign]
     SQLTrackerStore._additional_events = _additional_events  # type: ignore[method-assign]

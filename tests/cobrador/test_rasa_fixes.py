@@ -252,6 +252,73 @@ def test_the_sql_tracker_store_reads_and_appends_the_events_rasa_did(sql_tracker
         assert session.query(store.SQLEvent).count() == len(every)
 
 
+def test_a_save_appends_each_new_event_once_whether_the_store_knows_the_tracker_or_counts(sql_tracker_store) -> None:
+    """A tracker the store read, or saved, is saved without counting what the
+    store holds (it knows); the rest are counted first. Either way every event
+    is stored once, in order: saved twice in one turn, across a session
+    started mid-turn, from a copy, from a tracker rebuilt from events, and
+    from a full tracker (every session's events). (A tracker that keeps its
+    last events only is counted, as Rasa does, and gets what Rasa gives it.)"""
+    import asyncio
+
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from cobrador.rasa_fixes import STORED_EVENTS
+
+    store = sql_tracker_store
+    phone = "+525550008888"
+    clock = iter(range(1, 1000))
+
+    def turn(text: str) -> list:
+        return [UserUttered(text, message_id=f"SM{text}", timestamp=next(clock)),
+                BotUttered(f"re: {text}", timestamp=next(clock)), ActionExecuted("action_listen", timestamp=next(clock))]  # fmt: skip
+
+    def session() -> list:
+        return [ActionExecuted("action_session_start", timestamp=next(clock)), SessionStarted(timestamp=next(clock)),
+                SlotSet("language", "es", timestamp=next(clock)), ActionExecuted("action_listen", timestamp=next(clock))]  # fmt: skip
+
+    written: list = []
+
+    async def add(tracker, events: list) -> None:
+        for event in events:
+            tracker.update(event)
+        written.extend(events)
+        await store.save(tracker)
+
+    async def converse() -> tuple:
+        known = []
+        tracker = DialogueStateTracker(phone, store.domain.slots)  # new: counted
+        await add(tracker, session())
+        tracker = await store.retrieve(phone)
+        known.append(getattr(tracker, STORED_EVENTS, None))  # read: the store knows
+        await add(tracker, turn("uno"))
+        await add(tracker, turn("dos"))  # saved twice in one turn
+        tracker = await store.retrieve(phone)
+        await add(tracker, session() + turn("tres"))  # a session started mid-turn
+        await add(tracker, turn("cuatro"))  # then saved again
+        copy = (await store.retrieve(phone)).copy()  # a copy: counted
+        known.append(getattr(copy, STORED_EVENTS, None))
+        await add(copy, turn("cinco"))
+        rebuilt = await store.retrieve(phone)
+        rebuilt = DialogueStateTracker.from_events(phone, list(rebuilt.events), store.domain.slots)  # counted
+        known.append(getattr(rebuilt, STORED_EVENTS, None))
+        await add(rebuilt, turn("seis"))
+        full = await store.retrieve_full_tracker(phone)  # every session's events: the store knows all of them
+        known.append(getattr(full, STORED_EVENTS, None))
+        await add(full, turn("siete"))
+        return known, await store.retrieve_full_tracker(phone), await store.retrieve(phone)
+
+    known, full, latest = asyncio.run(converse())
+    assert known[0] == 3 and known[1] is None and known[2] is None and known[3] == len(written) - 3
+    assert [e.as_dict() for e in full.events] == [e.as_dict() for e in written]  # each once, in order
+    second_session = 4 + 6 + 1  # its SessionStarted
+    assert [e.as_dict() for e in latest.events] == [e.as_dict() for e in written[second_session:]]
+    assert latest.latest_message.text == "siete"
+    with store.session_scope() as session_:
+        assert session_.query(store.SQLEvent).count() == len(written)
+
+
 def test_an_endpoint_keeps_its_connection_and_makes_a_new_one_once_the_server_closed_it() -> None:
     """Rasa opened a new connection, and a new aiohttp session, for every call
     to the action server. The calls now share one, with Rasa's headers, token

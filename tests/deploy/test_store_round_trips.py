@@ -1,6 +1,6 @@
 """Rasa's tracker and lock stores where production keeps them, on another host
 (cobrador.rasa_fixes): a turn's tracker read is one round trip to PostgreSQL
-and its save two, its lock and release two to Redis, and the stores' calls
+and its save one, its lock and release two to Redis, and the stores' calls
 wait on a thread, leaving Rasa's one event loop free for the other turns
 meanwhile.
 
@@ -87,10 +87,12 @@ def _turn(n: int) -> list:
     ]
 
 
-def test_a_turns_tracker_read_is_one_round_trip_and_its_save_two(postgres_server, tracker_store_behind) -> None:
+def test_a_turns_tracker_read_is_one_round_trip_and_its_save_one(postgres_server, tracker_store_behind) -> None:
     """Rasa's code reads in three (BEGIN, the SELECT, ROLLBACK) and saves in
     four (BEGIN, the count, the insert, COMMIT); with the fix the statements
-    run each on its own and the tracker comes back whole."""
+    run each on its own, the save of a tracker the store read needs no count,
+    and the tracker comes back whole. One the store did not read (a copy) is
+    counted first: two."""
     link = SlowLink(postgres_server)
     store = tracker_store_behind(link)
     start, turns = _session_start(), [_turn(n) for n in range(3)]
@@ -101,10 +103,12 @@ def test_a_turns_tracker_read_is_one_round_trip_and_its_save_two(postgres_server
             tracker.update(event)
         await store.save(tracker)  # the first connections are set up here
         reads, saves = [], []
-        for turn in turns:
+        for n, turn in enumerate(turns):
             before = link.sent
             tracker = await store.retrieve(PHONE)
             reads.append(link.sent - before)
+            if n == len(turns) - 1:
+                tracker = tracker.copy()  # not read by the store: its stored events are counted
             for event in turn:
                 tracker.update(event)
             before = link.sent
@@ -116,7 +120,7 @@ def test_a_turns_tracker_read_is_one_round_trip_and_its_save_two(postgres_server
         reads, saves, tracker = asyncio.run(converse())
     finally:
         link.close()
-    assert reads == [1, 1, 1] and saves == [2, 2, 2]
+    assert reads == [1, 1, 1] and saves == [1, 1, 2]
     expected = start[1:] + [event for turn in turns for event in turn]  # from the SessionStarted on, as Rasa reads
     assert [e.as_dict() for e in tracker.events] == [e.as_dict() for e in expected]
 
