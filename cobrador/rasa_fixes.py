@@ -352,8 +352,7 @@ def _tracker_store_as_sql() -> None:
         events = await off_loop(self, self.engine.url.host, read_events, self, query, sender_id)
         if self.domain and len(events) > 0:
             tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-            if len(tracker.events) == len(events):  # every one kept: the store holds them all
-                setattr(tracker, STORED_EVENTS, len(events))
+            setattr(tracker, STORED_EVENTS, len(events))  # (a tracker keeping only its last ones: `known_stored`)
             return tracker
         return None
 
