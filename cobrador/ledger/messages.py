@@ -454,10 +454,12 @@ _RANK = "CASE status " + " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in
 _STATUS_CALLBACK = text(
     "UPDATE messages SET status = :status, error_code = COALESCE(:error, error_code), updated_at = :now"  # noqa: S608
     f" WHERE provider_sid = :sid AND ({_RANK} <= :rank OR :failure)"  # constants only
-    " AND (status <> :status OR (:error IS NOT NULL AND (error_code IS NULL OR error_code <> :error)))"
+    " AND (status <> :status"
+    " OR (CAST(:error AS VARCHAR(20)) IS NOT NULL AND (error_code IS NULL OR error_code <> :error)))"
 ).bindparams(_NOW, bindparam("failure", type_=Boolean()))
 _IN_STATUS = text(
-    "SELECT 1 FROM messages WHERE provider_sid = :sid AND status = :status AND (:error IS NULL OR error_code = :error)"
+    "SELECT 1 FROM messages WHERE provider_sid = :sid AND status = :status"
+    " AND (CAST(:error AS VARCHAR(20)) IS NULL OR error_code = :error)"
 )
 
 

@@ -295,3 +295,113 @@ def test_a_pooled_connection_closed_on_this_side_is_replaced(postgres_url: str) 
         pooled = unit.cursor.connection
     pooled.close()  # closed by psycopg2 while in the pool, which does not know
     assert _backend(postgres_url) != first
+
+
+def _prepared_here(unit) -> dict[str, int]:  # noqa: ANN001
+    """The statements the unit's connection has prepared, and how often each ran."""
+    unit.cursor.execute(
+        "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements WHERE name LIKE 'cobrador%%'"
+    )
+    return dict(unit.cursor.fetchall())
+
+
+def _store(url: str, sid: str) -> None:
+    with messages.batch_unit(1, url) as unit:
+        assert messages.store_inbound_many(unit, [(sid, PHONES[0], "hola", [], "received")]) == ([True], {})
+
+
+def _pg_ledger(postgres_url: str) -> str:
+    from cobrador.ledger.models import Base
+
+    Base.metadata.create_all(get_engine(postgres_url))
+    get_engine(postgres_url).dispose()  # one connection, new
+    _debtors(postgres_url)
+    return postgres_url
+
+
+def test_on_postgresql_a_units_statements_are_prepared_once_per_connection(postgres_url: str) -> None:
+    """Each statement is prepared the first time a connection runs it, then
+    executed as prepared: the server parses and plans it once, not every time."""
+    ledger_url = _pg_ledger(postgres_url)
+    for n in range(3):
+        _store(ledger_url, f"SMp{n}")
+    with direct_unit(ledger_url) as unit:
+        messages.set_inbound_status(unit, "SMp0", "processed")
+        ran = _prepared_here(unit)
+    # The store (one statement for one message) and the status: each prepared once, the store run three times.
+    assert sorted(ran.values()) == [1, 3]
+    with direct_unit(ledger_url) as unit:
+        assert unit.execute(text("SELECT count(*) FROM messages WHERE status = 'processed'"), {}).scalar_one() == 1
+        assert sorted(_prepared_here(unit).values()) == [1, 1, 3]
+
+
+def test_a_failed_unit_drops_the_connections_prepared_statements_and_the_next_prepares_again(
+    postgres_url: str,
+) -> None:
+    """A rollback keeps what was prepared, so the connection's prepared
+    statements are dropped with it (whether the unit failed before or after
+    its PREPARE went); the connection's next unit prepares what it needs. One
+    dropped behind the unit's back fails that unit only."""
+    get_engine(postgres_url).dispose()
+    with session_scope(postgres_url) as session:
+        session.execute(text("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+    insert = text("INSERT INTO t (x) VALUES (:x)")
+    with direct_unit(postgres_url) as unit:
+        unit.execute(insert, {"x": 1})
+        pid = unit.execute(text("SELECT pg_backend_pid()"), {}).scalar_one()
+    with pytest.raises(IntegrityError), direct_unit(postgres_url) as unit:
+        unit.execute(insert, {"x": 2})
+        unit.execute(insert, {"x": 1})  # taken
+    with pytest.raises(RuntimeError), direct_unit(postgres_url) as unit:
+        unit.execute(insert, {"x": 3})
+        raise RuntimeError("the caller failed")
+    with direct_unit(postgres_url) as unit:
+        assert _prepared_here(unit) == {}
+        unit.execute(insert, {"x": 4})
+        assert unit.execute(text("SELECT pg_backend_pid()"), {}).scalar_one() == pid  # the same connection
+        unit.cursor.execute("DEALLOCATE ALL")  # as a pooler that hands the session to another client would
+    with pytest.raises(DBAPIError, match="does not exist"), direct_unit(postgres_url) as unit:
+        unit.execute(insert, {"x": 5})
+    with direct_unit(postgres_url) as unit:
+        unit.execute(insert, {"x": 6})
+    with session_scope(postgres_url) as session:
+        assert session.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 4, 6]
+
+
+def test_a_statement_the_server_cannot_prepare_fails_once_then_goes_as_text(postgres_url: str) -> None:
+    """A parameter whose type the server cannot tell (a statement's bug):
+    the unit that found it fails; the statement goes as text from then on."""
+    get_engine(postgres_url).dispose()
+    untyped = text("SELECT :x IS NULL")
+    with pytest.raises(DBAPIError, match="could not determine data type"), direct_unit(postgres_url) as unit:
+        unit.execute(untyped, {"x": None})
+    with direct_unit(postgres_url) as unit:
+        assert unit.execute(untyped, {"x": None}).scalar_one() is True
+        assert unit.execute(untyped, {"x": 1}).scalar_one() is False
+        assert _prepared_here(unit) == {}
+
+
+def test_prepared_statements_can_be_switched_off(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """COBRADOR_PG_PREPARE=off (for a pooler in transaction mode): every statement goes as text."""
+    monkeypatch.setenv("COBRADOR_PG_PREPARE", "off")
+    ledger_url = _pg_ledger(postgres_url)
+    _store(ledger_url, "SMo1")
+    with direct_unit(ledger_url) as unit:
+        messages.set_inbound_status(unit, "SMo1", "processed")
+        assert _prepared_here(unit) == {}
+
+
+def test_the_prepared_form_numbers_each_parameter_once_and_keeps_literal_percents(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cobrador.ledger import db
+
+    name, body, execute = db._prepared("SELECT %(a)s, %(b)s, %(a)s, 'x%%' WHERE y = %(c)s")
+    assert body == "SELECT $1, $2, $1, 'x%%' WHERE y = $3"
+    assert execute == f"EXECUTE {name}(%(a)s, %(b)s, %(c)s)"
+    assert db._prepared("SELECT 1")[2] == f"EXECUTE {db._prepared('SELECT 1')[0]}"
+    assert db._prepared("SELECT %(a)s") != db._prepared("SELECT %(a)s, 2")  # named after their text
+    monkeypatch.setattr(db, "_prepared_forms", {})
+    monkeypatch.setattr(db, "PREPARED_MAX", 1)
+    assert db._prepared("SELECT 2") is not None
+    assert db._prepared("SELECT 3") is None  # past the cap: sent as text
