@@ -364,13 +364,24 @@ def test_a_failed_unit_drops_the_connections_prepared_statements_and_the_next_pr
         unit.execute(insert, {"x": 5})
     with direct_unit(postgres_url) as unit:
         unit.execute(insert, {"x": 6})
+    # A one-round-trip unit (autocommit: its rollback is no transaction's) likewise.
+    with pytest.raises(IntegrityError), direct_unit(postgres_url, one_round_trip=True) as unit:
+        unit.defer(insert, {"x": 1})
+    with direct_unit(postgres_url) as unit:
+        assert _prepared_here(unit) == {}
+        unit.execute(insert, {"x": 7})
     with session_scope(postgres_url) as session:
-        assert session.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 4, 6]
+        assert session.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 4, 6, 7]
 
 
-def test_a_statement_the_server_cannot_prepare_fails_once_then_goes_as_text(postgres_url: str) -> None:
+def test_a_statement_the_server_cannot_prepare_fails_once_then_goes_as_text(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A parameter whose type the server cannot tell (a statement's bug):
     the unit that found it fails; the statement goes as text from then on."""
+    from cobrador.ledger import db
+
+    monkeypatch.setattr(db, "_prepared_forms", {})
     get_engine(postgres_url).dispose()
     untyped = text("SELECT :x IS NULL")
     with pytest.raises(DBAPIError, match="could not determine data type"), direct_unit(postgres_url) as unit:
@@ -396,6 +407,7 @@ def test_the_prepared_form_numbers_each_parameter_once_and_keeps_literal_percent
 ) -> None:
     from cobrador.ledger import db
 
+    monkeypatch.setattr(db, "_prepared_forms", {})  # the process's own forms untouched
     name, body, execute = db._prepared("SELECT %(a)s, %(b)s, %(a)s, 'x%%' WHERE y = %(c)s")
     assert body == "SELECT $1, $2, $1, 'x%%' WHERE y = $3"
     assert execute == f"EXECUTE {name}(%(a)s, %(b)s, %(c)s)"
