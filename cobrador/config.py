@@ -39,3 +39,8 @@ class Settings:
 def settings() -> Settings:
     """Current settings. Read on each call so tests can change the environment."""
     return Settings.from_env()
+
+
+def switched_on(name: str) -> bool:
+    """An on/off environment variable that is on unless set to off, no, false or 0."""
+    return os.environ.get(name, "on").strip().lower() not in ("off", "no", "false", "0")

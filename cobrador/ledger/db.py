@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.elements import TextClause
 
-from cobrador.config import settings
+from cobrador.config import settings, switched_on
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -415,7 +415,7 @@ def _prepared(sql: str) -> Optional[tuple[str, str, str]]:
 
 def prepared_statements_on() -> bool:
     """Whether units on PostgreSQL use prepared statements (COBRADOR_PG_PREPARE, on by default)."""
-    return os.environ.get("COBRADOR_PG_PREPARE", "on").strip().lower() not in ("off", "no", "false", "0")
+    return switched_on("COBRADOR_PG_PREPARE")
 
 
 _PREPARED = "cobrador_prepared"

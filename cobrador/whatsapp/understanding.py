@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from cobrador import heap
+from cobrador.config import switched_on
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ LONGEST_TEXT = 8192  # bytes of UTF-8
 
 
 def enabled() -> bool:
-    return os.environ.get("COBRADOR_PARSE_AHEAD", "on").lower() not in ("off", "0", "false", "no")
+    return switched_on("COBRADOR_PARSE_AHEAD")
 
 
 class WorkerGone(RuntimeError):
